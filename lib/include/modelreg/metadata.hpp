@@ -1,0 +1,146 @@
+// modelreg/metadata.hpp — the values the registry stores about a version and returns from reads.
+//
+// All types here are plain values (copyable, no hidden state); thread-safety is that of std types.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "modelreg/model_ref.hpp"
+
+namespace modelreg {
+
+// One input column of a model, in order. dtype is free text (`float64` by default).
+struct Feature {
+  std::string name;
+  std::string dtype = "float64";
+
+  friend bool operator==(const Feature&, const Feature&) = default;
+};
+
+// A data set a version was trained or evaluated on.
+struct Dataset {
+  std::string uri;
+  std::optional<std::string> sha256;  // 64 lower-case hex digits when given
+  std::string role = "train";         // e.g. train, test, validation
+
+  friend bool operator==(const Dataset&, const Dataset&) = default;
+};
+
+// A lineage edge to be recorded with a new version: "this version was <relation> <parent>".
+struct Parent {
+  ModelRef ref;                           // resolved to a concrete version at registration time
+  std::string relation = "derived_from";  // [a-z0-9_]+, e.g. retrained_from, fine_tuned_from
+};
+
+// A version as a pair of names: `fraud@7`.
+struct VersionId {
+  std::string model;
+  std::int64_t number = 0;
+
+  std::string to_string() const;
+  friend bool operator==(const VersionId&, const VersionId&) = default;
+  friend auto operator<=>(const VersionId&, const VersionId&) = default;
+};
+
+// What is known about the stored bytes without reading them.
+struct BlobInfo {
+  std::string sha256;         // of the raw (uncompressed) bytes, lower-case hex
+  std::uint64_t raw_size = 0;
+  std::uint64_t stored_size = 0;
+  std::string codec;          // "zstd" or "none"
+  int level = 0;
+  std::uint64_t chunk_size = 0;
+  std::uint64_t chunk_count = 0;
+
+  // raw_size / stored_size (1.0 for an empty blob).
+  double ratio() const noexcept;
+};
+
+enum class VersionStatus { ready, archived };
+
+// Everything the registry knows about one version.
+struct ModelVersion {
+  VersionId id;
+  std::optional<std::string> label;
+  std::string format;
+  std::string type_name;
+  VersionStatus status = VersionStatus::ready;
+  bool active = false;
+  std::string notes;
+  std::string created_at;  // UTC, ISO 8601 with milliseconds: 2026-11-29T06:07:15.123Z
+  std::string created_by;
+  BlobInfo blob;
+  std::map<std::string, double> metrics;
+  std::map<std::string, std::string> params;
+  std::vector<Feature> features;
+  std::map<std::string, std::string> tags;
+  std::vector<Dataset> datasets;
+  // Direct parents only; use Registry::ancestors for the whole graph.
+  std::vector<std::pair<VersionId, std::string>> parents;
+
+  std::string ref_string() const { return id.to_string(); }
+};
+
+// One row of Registry::list_models.
+struct ModelSummary {
+  std::string name;
+  std::int64_t version_count = 0;
+  std::optional<std::int64_t> active_version;
+  std::optional<std::int64_t> latest_version;
+  std::string created_at;
+};
+
+// One row of the append-only audit log.
+struct Event {
+  std::int64_t id = 0;
+  std::string model;
+  std::string kind;  // register, promote, rollback, archive, unarchive, delete, tag, untag
+  std::optional<std::int64_t> version;
+  std::optional<std::int64_t> from_version;
+  std::optional<std::int64_t> to_version;
+  std::string actor;
+  std::string reason;
+  std::string at;
+  std::string details;
+};
+
+// One edge met while walking the lineage graph; depth 1 is a direct parent (or child).
+struct LineageEdge {
+  VersionId child;
+  VersionId parent;
+  std::string relation;
+  int depth = 1;
+};
+
+// Registry::compare: one metric of two versions, as the seed's compare_versions.
+struct MetricComparison {
+  std::string metric;
+  std::optional<double> a;
+  std::optional<double> b;
+  // b - a when both exist.
+  std::optional<double> difference() const {
+    if (a && b) return *b - *a;
+    return std::nullopt;
+  }
+};
+
+// What a change of the active version did.
+struct Transition {
+  std::string model;
+  std::optional<std::int64_t> from_version;
+  std::int64_t to_version = 0;
+};
+
+// What Registry::gc removed.
+struct GcReport {
+  std::uint64_t blobs_removed = 0;
+  std::uint64_t chunks_removed = 0;
+  std::uint64_t bytes_freed = 0;  // stored bytes of the removed blobs
+  bool dry_run = false;
+};
+
+}  // namespace modelreg

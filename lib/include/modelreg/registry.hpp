@@ -1,0 +1,205 @@
+// modelreg/registry.hpp — start here.
+//
+// A Registry is one SQLite database holding models, their numbered immutable versions, the
+// versions' bytes (compressed, checksummed chunks), metadata, lineage, the active flag and an
+// append-only audit log. See README.md for the schema and docs/format.md for the on-disk format.
+//
+// Thread-safety: a Registry may be shared by several threads; calls are serialized on one
+// connection (protected by an internal mutex). Several processes may open the same database at
+// once: writers take the write lock up front and wait up to Options::busy_timeout for each other.
+//
+// Every write is one transaction: it either happens completely or leaves the database exactly as
+// it was. Every failure is a modelreg::Error (see error.hpp).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <iosfwd>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "modelreg/error.hpp"
+#include "modelreg/metadata.hpp"
+#include "modelreg/model_ref.hpp"
+
+namespace modelreg {
+
+// Called while bytes stream in or out: bytes done so far and, when known, the total.
+using ProgressFn = std::function<void(std::uint64_t done, std::optional<std::uint64_t> total)>;
+
+struct Options {
+  // Create the database file when it does not exist. Default: true.
+  bool create_if_missing = true;
+  // Open read-only: every write throws Error(conflict). Default: false.
+  bool read_only = false;
+  // PRAGMA synchronous=FULL (true, default) makes a returned promotion survive power loss;
+  // false uses NORMAL (faster; a power cut may lose the last commits, never corrupts).
+  bool synchronous_full = true;
+  // How long a writer waits for another writer's lock before Error(busy). Default: 60 s, long
+  // enough for another process to finish registering a large model.
+  std::chrono::milliseconds busy_timeout{60'000};
+  // Raw bytes per blob chunk; each chunk is one zstd frame. 64 KiB .. 256 MiB. Default: 4 MiB.
+  std::uint64_t chunk_size = 4u << 20;
+  // Threads compressing chunks while one thread hashes and writes. 0 (default): one per core.
+  unsigned compression_threads = 0;
+  // Page size of a newly created database file (ignored for an existing one). Default: 4096,
+  // which keeps per-version overhead small; larger pages write large blobs a little faster.
+  int page_size = 4096;
+  // Who acts when a call does not say: default the OS user ($USER, else the passwd entry).
+  std::string default_actor;
+  // The time source for created_at and event times. Default: the system clock. Tests inject one.
+  std::function<std::chrono::system_clock::time_point()> clock;
+};
+
+// A new version, minus its bytes. Only `model` and `format` are required.
+struct NewVersion {
+  std::string model;                           // [A-Za-z0-9][A-Za-z0-9_.-]{0,127}; created on first use
+  std::string format;                          // e.g. "modelreg-boost", "onnx", "bytes"
+  std::string type_name;                       // e.g. "RandomForest"; may be empty for opaque bytes
+  std::map<std::string, double> metrics;       // finite values only
+  std::map<std::string, std::string> params;   // hyperparameters
+  std::vector<Feature> features;               // ordered; names unique
+  std::map<std::string, std::string> tags;
+  std::string notes;
+  std::optional<std::string> label;            // unique within the model, e.g. "v1.2.0"
+  std::optional<std::string> created_by;       // default Options::default_actor
+  std::vector<Parent> parents;                 // lineage; each REF must resolve
+  std::vector<Dataset> datasets;
+  int level = 3;                               // zstd level 0..19; 0 stores the bytes raw
+};
+
+// A condition on a metric, e.g. parsed from "f1 >= 0.8". A version without the metric never
+// satisfies a condition on it.
+struct MetricCondition {
+  enum class Op { lt, le, eq, ne, ge, gt };
+  std::string metric;
+  Op op = Op::ge;
+  double value = 0;
+
+  // Parses `NAME OP NUMBER` with OP one of < <= = == != >= >; spaces optional.
+  // Throws Error(invalid_argument) naming the problem.
+  static MetricCondition parse(std::string_view text);
+  bool holds(double metric_value) const noexcept;
+};
+
+struct VersionQuery {
+  std::vector<MetricCondition> where;           // all must hold
+  std::optional<std::pair<std::string, std::optional<std::string>>> tag;  // key, optional value
+  std::optional<VersionStatus> status;          // default: any status
+  std::optional<std::string> order_by_metric;   // versions without it sort last
+  bool descending = true;                       // for order_by_metric (best first)
+  std::optional<std::size_t> limit;
+};
+
+// Who did it and why; recorded in the audit log.
+struct Change {
+  std::string reason{};
+  std::optional<std::string> actor{};  // default Options::default_actor
+};
+
+struct PromoteOptions {
+  std::string reason{};
+  std::optional<std::string> actor{};
+  // When set, refuse (Error(conflict)) unless the candidate's value of this metric is at least
+  // the current active version's (a higher-is-better metric). A candidate lacking the metric is
+  // refused; with no active version the guard passes.
+  std::optional<std::string> require_better{};
+};
+
+struct RollbackOptions {
+  std::string reason{};
+  std::optional<std::string> actor{};
+  // When set, roll back to this version; otherwise to the one active before the current one.
+  std::optional<ModelRef> to{};
+};
+
+class Registry {
+ public:
+  // Opens (or creates) the database at `path` and applies pending migrations.
+  // Throws Error: not_found (missing and !create_if_missing), corruption (not a modelreg/SQLite
+  // file), io_error (cannot open). A database whose schema is newer than this library opens for
+  // reading only: every write throws Error(incompatible) naming both schema versions.
+  explicit Registry(const std::filesystem::path& path, Options options = {});
+  ~Registry();
+  Registry(Registry&&) noexcept;
+  Registry& operator=(Registry&&) noexcept;
+  Registry(const Registry&) = delete;
+  Registry& operator=(const Registry&) = delete;
+
+  // ---- registering versions ---------------------------------------------------------------
+  // Each stores the bytes (deduplicated by SHA-256) and the metadata in one transaction and
+  // returns the new version (numbered max+1 within the model, never reusing a number).
+  // Throws invalid_argument (bad metadata), not_found (a parent REF), already_exists (label taken),
+  // io_error (source unreadable or disk full), busy.
+  ModelVersion register_bytes(const NewVersion& spec, std::string_view bytes,
+                              const ProgressFn& progress = {});
+  ModelVersion register_stream(const NewVersion& spec, std::istream& in,
+                               const ProgressFn& progress = {});
+  ModelVersion register_file(const NewVersion& spec, const std::filesystem::path& file,
+                             const ProgressFn& progress = {});
+
+  // ---- reading -----------------------------------------------------------------------------
+  // The version REF names, with all its metadata; nullopt when the model or version is absent.
+  std::optional<ModelVersion> find(const ModelRef& ref) const;
+  // As find, but absence is Error(not_found) with a helpful message ("latest is 7").
+  ModelVersion get(const ModelRef& ref) const;
+  std::vector<ModelSummary> list_models() const;
+  // Versions of one model (ascending number unless ordered by a metric). Throws not_found.
+  std::vector<ModelVersion> list_versions(std::string_view model, const VersionQuery& query = {}) const;
+  // One metric, or (metric empty) every metric either version has.
+  std::vector<MetricComparison> compare(const ModelRef& a, const ModelRef& b,
+                                        std::string_view metric = {}) const;
+  // The lineage graph around REF, breadth first, each edge once; max_depth 0 means unlimited.
+  std::vector<LineageEdge> ancestors(const ModelRef& ref, int max_depth = 0) const;
+  std::vector<LineageEdge> descendants(const ModelRef& ref, int max_depth = 0) const;
+  // The audit log of one model, oldest first.
+  std::vector<Event> history(std::string_view model) const;
+
+  // ---- loading bytes (checksum verified; a mismatch is Error(corruption) naming the version) --
+  std::string load_bytes(const ModelRef& ref, const ProgressFn& progress = {}) const;
+  // Streams chunk by chunk; each chunk is verified before it is written to `out`.
+  void load_to(const ModelRef& ref, std::ostream& out, const ProgressFn& progress = {}) const;
+  // Writes a temporary file beside `file` and renames it into place only when fully verified.
+  void load_to_file(const ModelRef& ref, const std::filesystem::path& file,
+                    const ProgressFn& progress = {}) const;
+  // Reads and verifies every chunk and the SHA-256 without keeping the bytes.
+  void verify(const ModelRef& ref) const;
+
+  // ---- lifecycle ---------------------------------------------------------------------------
+  // Makes REF the model's single active version. Throws conflict (archived, or the guard fails).
+  Transition promote(const ModelRef& ref, const PromoteOptions& options = {});
+  // Re-activates the version active before the current one; repeated calls walk further back
+  // through the promotion history, skipping versions archived since. Throws conflict when there
+  // is nothing to roll back to.
+  Transition rollback(std::string_view model, const RollbackOptions& options = {});
+  // An archived version cannot be promoted; the active version cannot be archived.
+  void archive(const ModelRef& ref, const Change& change = {});
+  void unarchive(const ModelRef& ref, const Change& change = {});
+  // Deletes an archived version (not its blob: see gc). Refused while another version's lineage
+  // points at it. The version's number is never reused.
+  void delete_version(const ModelRef& ref, const Change& change = {});
+  // Tags are the one thing about a version that may change after it is registered.
+  void set_tag(const ModelRef& ref, std::string_view key, std::string_view value,
+               const Change& change = {});
+  void remove_tag(const ModelRef& ref, std::string_view key, const Change& change = {});
+  // Deletes blobs no version references and reclaims their pages. Never touches a blob that any
+  // version (active, ready or archived) still uses.
+  GcReport gc(bool dry_run = false);
+
+  // ---- schema ------------------------------------------------------------------------------
+  int schema_version() const;
+  static int supported_schema_version() noexcept;
+  const std::filesystem::path& path() const noexcept;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace modelreg

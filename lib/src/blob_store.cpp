@@ -1,0 +1,353 @@
+#include "blob_store.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <future>
+#include <memory>
+#include <vector>
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+#include <xxhash.h>
+#include <zstd.h>
+
+#include <SQLiteCpp/Statement.h>
+
+#include "database.hpp"
+#include "sha256.hpp"
+
+namespace modelreg::detail {
+namespace {
+
+std::int64_t chunk_checksum(const char* data, std::size_t size) {
+  // Stored as SQLite INTEGER, which is signed 64-bit: keep the bits, not the value.
+  XXH64_hash_t h = XXH3_64bits(data, size);
+  std::int64_t out;
+  std::memcpy(&out, &h, sizeof out);
+  return out;
+}
+
+struct ZstdCCtxDeleter {
+  void operator()(ZSTD_CCtx* c) const noexcept { ZSTD_freeCCtx(c); }
+};
+struct ZstdDCtxDeleter {
+  void operator()(ZSTD_DCtx* c) const noexcept { ZSTD_freeDCtx(c); }
+};
+struct BlobHandleCloser {
+  void operator()(sqlite3_blob* b) const noexcept { sqlite3_blob_close(b); }
+};
+
+// One chunk on its way from the source to the database. `job` is declared last so that it is
+// destroyed (and waited for) before the buffers it writes to.
+struct Slot {
+  std::string in;
+  std::string out;
+  std::size_t in_size = 0;
+  std::size_t out_size = 0;
+  std::int64_t checksum = 0;
+  bool raw = false;
+  std::unique_ptr<ZSTD_CCtx, ZstdCCtxDeleter> cctx;
+  std::future<void> job;
+};
+
+void compress_slot(Slot& s, int level) {
+  if (level == 0) {
+    s.raw = true;
+    s.out_size = s.in_size;
+    s.checksum = chunk_checksum(s.in.data(), s.in_size);
+    return;
+  }
+  std::size_t n = ZSTD_compressCCtx(s.cctx.get(), s.out.data(), s.out.size(), s.in.data(), s.in_size, level);
+  if (ZSTD_isError(n)) {
+    throw Error(Errc::io_error, fmt::format("zstd could not compress a chunk: {}", ZSTD_getErrorName(n)));
+  }
+  s.raw = false;
+  s.out_size = n;
+  s.checksum = chunk_checksum(s.out.data(), n);
+}
+
+[[noreturn]] void throw_errno(std::string_view what, const std::filesystem::path& path) {
+  int err = errno;
+  Errc code = (err == ENOENT) ? Errc::not_found : Errc::io_error;
+  throw Error(code, fmt::format("{} '{}': {}", what, path.string(), std::strerror(err)));
+}
+
+}  // namespace
+
+std::size_t MemorySource::read(char* buffer, std::size_t size) {
+  std::size_t n = std::min(size, bytes_.size() - offset_);
+  if (n != 0) std::memcpy(buffer, bytes_.data() + offset_, n);
+  offset_ += n;
+  return n;
+}
+
+std::size_t StreamSource::read(char* buffer, std::size_t size) {
+  std::size_t total = 0;
+  while (total < size && in_) {
+    in_.read(buffer + total, static_cast<std::streamsize>(size - total));
+    total += static_cast<std::size_t>(in_.gcount());
+  }
+  if (in_.bad()) throw Error(Errc::io_error, "reading the model's input stream failed");
+  return total;
+}
+
+FileSource::FileSource(const std::filesystem::path& path) : path_(path) {
+  fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd_ < 0) throw_errno("cannot open model file", path_);
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) throw_errno("cannot stat model file", path_);
+  if (S_ISDIR(st.st_mode)) {
+    ::close(fd_);
+    fd_ = -1;
+    throw Error(Errc::invalid_argument, fmt::format("'{}' is a directory, not a model file", path_.string()));
+  }
+  size_ = static_cast<std::uint64_t>(st.st_size);
+  ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
+}
+
+FileSource::~FileSource() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
+std::size_t FileSource::read(char* buffer, std::size_t size) {
+  std::size_t total = 0;
+  while (total < size) {
+    ssize_t n = ::read(fd_, buffer + total, size - total);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("cannot read model file", path_);
+    }
+    if (n == 0) break;
+    total += static_cast<std::size_t>(n);
+  }
+  return total;
+}
+
+StoredBlob BlobStore::write(ByteSource& source, const BlobWriteSettings& settings,
+                            const ProgressFn& progress) {
+  const std::size_t chunk_size = settings.chunk_size;
+  const int level = settings.level;
+  const unsigned threads = std::max(1u, settings.threads);
+
+  Savepoint savepoint(db_, "blob_write");
+  // We hold the write lock, so the next id is ours. The blob row is written last: it seals the
+  // chunks (triggers refuse chunk changes once it exists) and the FK from chunks is deferred.
+  const std::int64_t blob_id = db_.execAndGet("SELECT coalesce(max(id), 0) + 1 FROM blobs").getInt64();
+
+  SQLite::Statement insert_chunk(
+      db_, "INSERT INTO blob_chunks(blob_id, seq, raw_size, checksum, data) VALUES (?, ?, ?, ?, ?)");
+
+  // threads + 1 slots: the workers compress while this thread reads, hashes and inserts.
+  const std::size_t slot_count = threads + 1;
+  std::vector<std::unique_ptr<Slot>> slots;
+  std::vector<Slot*> free_slots;
+  for (std::size_t i = 0; i < slot_count; ++i) {
+    auto s = std::make_unique<Slot>();
+    free_slots.push_back(s.get());
+    slots.push_back(std::move(s));
+  }
+  std::deque<Slot*> in_flight;
+
+  Sha256 sha;
+  std::uint64_t raw_total = 0;
+  std::uint64_t stored_total = 0;
+  std::int64_t seq = 0;
+  bool eof = false;
+  const std::optional<std::uint64_t> expected_total = source.size();
+
+  while (true) {
+    while (!eof && !free_slots.empty()) {
+      Slot* s = free_slots.back();
+      if (s->in.size() < chunk_size) s->in.resize(chunk_size);
+      s->in_size = source.read(s->in.data(), chunk_size);
+      if (s->in_size < chunk_size) eof = true;
+      if (s->in_size == 0) break;
+      free_slots.pop_back();
+      sha.update(s->in.data(), s->in_size);
+      raw_total += s->in_size;
+      if (level > 0) {
+        if (!s->cctx) s->cctx.reset(ZSTD_createCCtx());
+        std::size_t bound = ZSTD_compressBound(chunk_size);
+        if (s->out.size() < bound) s->out.resize(bound);
+      }
+      if (threads > 1) {
+        s->job = std::async(std::launch::async, [s, level] { compress_slot(*s, level); });
+      } else {
+        compress_slot(*s, level);
+      }
+      in_flight.push_back(s);
+    }
+    if (in_flight.empty()) break;
+    Slot* s = in_flight.front();
+    in_flight.pop_front();
+    if (s->job.valid()) s->job.get();
+    const char* data = s->raw ? s->in.data() : s->out.data();
+    insert_chunk.bind(1, blob_id);
+    insert_chunk.bind(2, seq++);
+    insert_chunk.bind(3, static_cast<std::int64_t>(s->in_size));
+    insert_chunk.bind(4, s->checksum);
+    insert_chunk.bindNoCopy(5, data, static_cast<int>(s->out_size));
+    insert_chunk.exec();
+    insert_chunk.reset();
+    stored_total += s->out_size;
+    free_slots.push_back(s);
+    if (progress) progress(raw_total, expected_total);
+  }
+
+  StoredBlob result;
+  result.info.sha256 = sha.hex_digest();
+  result.info.raw_size = raw_total;
+  result.info.stored_size = stored_total;
+  result.info.codec = level == 0 ? "none" : "zstd";
+  result.info.level = level;
+  result.info.chunk_size = chunk_size;
+  result.info.chunk_count = static_cast<std::uint64_t>(seq);
+
+  SQLite::Statement existing(db_, "SELECT id FROM blobs WHERE sha256 = ?");
+  existing.bind(1, result.info.sha256);
+  if (existing.executeStep()) {
+    result.id = existing.getColumn(0).getInt64();
+    existing.reset();
+    savepoint.rollback();
+    result.info = info(result.id);
+    result.deduplicated = true;
+    return result;
+  }
+  existing.reset();
+
+  SQLite::Statement insert_blob(
+      db_,
+      "INSERT INTO blobs(id, sha256, raw_size, stored_size, codec, level, chunk_size, chunk_count, created_at) "
+      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  insert_blob.bind(1, blob_id);
+  insert_blob.bind(2, result.info.sha256);
+  insert_blob.bind(3, static_cast<std::int64_t>(raw_total));
+  insert_blob.bind(4, static_cast<std::int64_t>(stored_total));
+  insert_blob.bind(5, result.info.codec);
+  insert_blob.bind(6, level);
+  insert_blob.bind(7, static_cast<std::int64_t>(chunk_size));
+  insert_blob.bind(8, seq);
+  insert_blob.bind(9, settings.created_at);
+  insert_blob.exec();
+  savepoint.release();
+  result.id = blob_id;
+  return result;
+}
+
+BlobInfo BlobStore::info(std::int64_t blob_id) {
+  SQLite::Statement q(db_,
+                      "SELECT sha256, raw_size, stored_size, codec, level, chunk_size, chunk_count "
+                      "FROM blobs WHERE id = ?");
+  q.bind(1, blob_id);
+  if (!q.executeStep()) {
+    throw Error(Errc::corruption, fmt::format("blob {} is missing from the blobs table", blob_id));
+  }
+  BlobInfo b;
+  b.sha256 = q.getColumn(0).getString();
+  b.raw_size = static_cast<std::uint64_t>(q.getColumn(1).getInt64());
+  b.stored_size = static_cast<std::uint64_t>(q.getColumn(2).getInt64());
+  b.codec = q.getColumn(3).getString();
+  b.level = q.getColumn(4).getInt();
+  b.chunk_size = static_cast<std::uint64_t>(q.getColumn(5).getInt64());
+  b.chunk_count = static_cast<std::uint64_t>(q.getColumn(6).getInt64());
+  return b;
+}
+
+void BlobStore::read(std::int64_t blob_id, std::string_view owner, const ByteSink& sink,
+                     const ProgressFn& progress) {
+  const BlobInfo blob = info(blob_id);
+  auto corrupt = [&](const std::string& what) {
+    return Error(Errc::corruption,
+                 fmt::format("{}: stored bytes are corrupt: {}; nothing was loaded — restore the "
+                             "database from a backup or register the model again",
+                             owner, what));
+  };
+  if (blob.codec != "zstd" && blob.codec != "none") {
+    throw corrupt(fmt::format("unknown codec '{}'", blob.codec));
+  }
+
+  SQLite::Statement chunks(db_,
+                           "SELECT rowid, seq, raw_size, checksum FROM blob_chunks WHERE blob_id = ? ORDER BY seq");
+  chunks.bind(1, blob_id);
+
+  sqlite3* handle = db_.getHandle();
+  std::unique_ptr<sqlite3_blob, BlobHandleCloser> cursor;
+  std::unique_ptr<ZSTD_DCtx, ZstdDCtxDeleter> dctx(ZSTD_createDCtx());
+  std::string stored;
+  std::string raw;
+  Sha256 sha;
+  std::uint64_t expected_seq = 0;
+  std::uint64_t done = 0;
+
+  while (chunks.executeStep()) {
+    const std::int64_t rowid = chunks.getColumn(0).getInt64();
+    const std::int64_t seq = chunks.getColumn(1).getInt64();
+    const std::int64_t raw_size = chunks.getColumn(2).getInt64();
+    const std::int64_t checksum = chunks.getColumn(3).getInt64();
+    if (seq < 0 || static_cast<std::uint64_t>(seq) != expected_seq) {
+      throw corrupt(fmt::format("chunk {} is missing (found chunk {} instead)", expected_seq, seq));
+    }
+    if (raw_size < 0 || static_cast<std::uint64_t>(raw_size) > blob.chunk_size) {
+      throw corrupt(fmt::format("chunk {} claims {} raw bytes, above the chunk size {}", seq, raw_size,
+                                blob.chunk_size));
+    }
+    // Incremental blob I/O reads the value straight into our reused buffer.
+    int rc = SQLITE_OK;
+    if (!cursor) {
+      sqlite3_blob* b = nullptr;
+      rc = sqlite3_blob_open(handle, "main", "blob_chunks", "data", rowid, 0, &b);
+      cursor.reset(b);
+    } else {
+      rc = sqlite3_blob_reopen(cursor.get(), rowid);
+    }
+    if (rc != SQLITE_OK) {
+      throw Error(Errc::io_error, fmt::format("{}: cannot read chunk {}: {}", owner, seq, sqlite3_errmsg(handle)));
+    }
+    const int stored_size = sqlite3_blob_bytes(cursor.get());
+    if (stored.size() < static_cast<std::size_t>(stored_size)) stored.resize(static_cast<std::size_t>(stored_size));
+    rc = sqlite3_blob_read(cursor.get(), stored.data(), stored_size, 0);
+    if (rc != SQLITE_OK) {
+      throw Error(Errc::io_error, fmt::format("{}: cannot read chunk {}: {}", owner, seq, sqlite3_errstr(rc)));
+    }
+    if (chunk_checksum(stored.data(), static_cast<std::size_t>(stored_size)) != checksum) {
+      throw corrupt(fmt::format("chunk {} of {} fails its checksum", seq + 1, blob.chunk_count));
+    }
+    const char* out = stored.data();
+    std::size_t out_size = static_cast<std::size_t>(stored_size);
+    if (blob.codec == "zstd") {
+      if (raw.size() < static_cast<std::size_t>(raw_size)) raw.resize(static_cast<std::size_t>(raw_size));
+      std::size_t n = ZSTD_decompressDCtx(dctx.get(), raw.data(), static_cast<std::size_t>(raw_size),
+                                          stored.data(), static_cast<std::size_t>(stored_size));
+      if (ZSTD_isError(n)) {
+        throw corrupt(fmt::format("chunk {} does not decompress: {}", seq + 1, ZSTD_getErrorName(n)));
+      }
+      out = raw.data();
+      out_size = n;
+    }
+    if (out_size != static_cast<std::size_t>(raw_size)) {
+      throw corrupt(fmt::format("chunk {} holds {} bytes, expected {}", seq + 1, out_size, raw_size));
+    }
+    sha.update(out, out_size);
+    sink(out, out_size);
+    done += out_size;
+    ++expected_seq;
+    if (progress) progress(done, blob.raw_size);
+  }
+  if (expected_seq != blob.chunk_count) {
+    throw corrupt(fmt::format("{} of {} chunks are present", expected_seq, blob.chunk_count));
+  }
+  if (done != blob.raw_size) {
+    throw corrupt(fmt::format("{} bytes read, expected {}", done, blob.raw_size));
+  }
+  const std::string digest = sha.hex_digest();
+  if (digest != blob.sha256) {
+    throw corrupt(fmt::format("SHA-256 is {}, expected {}", digest, blob.sha256));
+  }
+}
+
+}  // namespace modelreg::detail

@@ -1,0 +1,109 @@
+// The blob store: a model's bytes as independent chunks in blob_chunks, each one zstd frame (or
+// raw at level 0) with an XXH3-64 of its stored bytes, and one row in blobs naming the SHA-256 of
+// the raw bytes. See docs/format.md.
+//
+// Writing streams: one thread reads and hashes, worker threads compress, chunks are inserted in
+// order; memory stays at a few chunks whatever the blob's size. Reading verifies each chunk before
+// it is handed on, and the SHA-256 of the whole at the end.
+//
+// Not thread-safe: a BlobStore uses the caller's connection, under the caller's lock.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <istream>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <SQLiteCpp/Database.h>
+
+#include "modelreg/metadata.hpp"
+#include "modelreg/registry.hpp"
+
+namespace modelreg::detail {
+
+// Where the bytes of a new blob come from. read() fills `buffer` completely unless the source
+// ends; it returns the number of bytes read (0 at the end) and throws Error(io_error) on failure.
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  virtual std::size_t read(char* buffer, std::size_t size) = 0;
+  virtual std::optional<std::uint64_t> size() const = 0;
+};
+
+class MemorySource final : public ByteSource {
+ public:
+  explicit MemorySource(std::string_view bytes) : bytes_(bytes) {}
+  std::size_t read(char* buffer, std::size_t size) override;
+  std::optional<std::uint64_t> size() const override { return bytes_.size(); }
+
+ private:
+  std::string_view bytes_;
+  std::size_t offset_ = 0;
+};
+
+class StreamSource final : public ByteSource {
+ public:
+  explicit StreamSource(std::istream& in) : in_(in) {}
+  std::size_t read(char* buffer, std::size_t size) override;
+  std::optional<std::uint64_t> size() const override { return std::nullopt; }
+
+ private:
+  std::istream& in_;
+};
+
+// Reads a file with POSIX read(2); errors name the file.
+class FileSource final : public ByteSource {
+ public:
+  explicit FileSource(const std::filesystem::path& path);
+  ~FileSource() override;
+  FileSource(const FileSource&) = delete;
+  FileSource& operator=(const FileSource&) = delete;
+  std::size_t read(char* buffer, std::size_t size) override;
+  std::optional<std::uint64_t> size() const override { return size_; }
+
+ private:
+  std::filesystem::path path_;
+  int fd_ = -1;
+  std::uint64_t size_ = 0;
+};
+
+struct BlobWriteSettings {
+  int level = 3;
+  std::uint64_t chunk_size = 4u << 20;
+  unsigned threads = 1;
+  std::string created_at;
+};
+
+struct StoredBlob {
+  std::int64_t id = 0;
+  BlobInfo info;
+  bool deduplicated = false;  // identical bytes were already stored; nothing new was written
+};
+
+// Receives verified raw bytes in order.
+using ByteSink = std::function<void(const char* data, std::size_t size)>;
+
+class BlobStore {
+ public:
+  explicit BlobStore(SQLite::Database& db) : db_(db) {}
+
+  // Stores the source's bytes. Must run inside a write transaction; on any failure the partial
+  // chunks are rolled back to a savepoint. Identical bytes (same SHA-256) are stored once.
+  StoredBlob write(ByteSource& source, const BlobWriteSettings& settings, const ProgressFn& progress);
+
+  BlobInfo info(std::int64_t blob_id);
+
+  // Streams the raw bytes of a blob to `sink`, verifying each chunk before the sink sees it and
+  // the SHA-256 at the end. `owner` names the version in error messages ("fraud@7").
+  // Throws Error(corruption) on any mismatch.
+  void read(std::int64_t blob_id, std::string_view owner, const ByteSink& sink,
+            const ProgressFn& progress);
+
+ private:
+  SQLite::Database& db_;
+};
+
+}  // namespace modelreg::detail

@@ -1,0 +1,134 @@
+#include "database.hpp"
+
+#include <ctime>
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include <SQLiteCpp/Statement.h>
+
+namespace modelreg::detail {
+
+Error translate(const SQLite::Exception& e, std::string_view context) {
+  const int code = e.getErrorCode() & 0xff;
+  const std::string what = e.what();
+  switch (code) {
+    case SQLITE_BUSY:
+    case SQLITE_LOCKED:
+      return Error(Errc::busy, fmt::format("{}: the database stayed locked by another writer past the "
+                                           "busy timeout; retry, or raise the busy timeout ({})",
+                                           context, what));
+    case SQLITE_CONSTRAINT: {
+      // Our triggers prefix their messages with "modelreg: "; show the sentence without it.
+      std::string_view message = what;
+      if (message.starts_with("modelreg: ")) message.remove_prefix(10);
+      return Error(Errc::conflict, fmt::format("{}: {}", context, message));
+    }
+    case SQLITE_CORRUPT:
+    case SQLITE_NOTADB:
+      return Error(Errc::corruption,
+                   fmt::format("{}: the file is not a modelreg database or is damaged ({}); check the "
+                               "path, or restore it from a backup",
+                               context, what));
+    case SQLITE_FULL:
+      return Error(Errc::io_error, fmt::format("{}: the disk is full ({}); free space and retry — "
+                                               "nothing was written",
+                                               context, what));
+    case SQLITE_READONLY:
+      return Error(Errc::io_error, fmt::format("{}: the database is read-only ({}); check the file's "
+                                               "and its directory's permissions",
+                                               context, what));
+    case SQLITE_CANTOPEN:
+    case SQLITE_PERM:
+    case SQLITE_AUTH:
+      return Error(Errc::io_error, fmt::format("{}: cannot open the database ({})", context, what));
+    default:
+      return Error(Errc::io_error, fmt::format("{}: {}", context, what));
+  }
+}
+
+int user_version(SQLite::Database& db) {
+  return db.execAndGet("PRAGMA user_version").getInt();
+}
+
+int apply_migrations(SQLite::Database& db, std::span<const Migration> migrations, std::string_view now) {
+  int expected = 1;
+  for (const auto& m : migrations) {
+    if (m.version != expected++) {
+      throw Error(Errc::incompatible, fmt::format("migration {} is out of order; migrations must be "
+                                                  "numbered 1..N without gaps",
+                                                  m.name));
+    }
+  }
+  int current = user_version(db);
+  for (const auto& m : migrations) {
+    if (m.version <= current) continue;
+    WriteTransaction txn(db);
+    // Another process may have applied it while we waited for the write lock.
+    current = user_version(db);
+    if (m.version <= current) continue;
+    db.exec(std::string(m.sql));
+    db.exec(
+        "CREATE TABLE IF NOT EXISTS schema_migrations ("
+        " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)");
+    SQLite::Statement record(db, "INSERT INTO schema_migrations(version, name, applied_at) VALUES (?, ?, ?)");
+    record.bind(1, m.version);
+    record.bind(2, std::string(m.name));
+    record.bind(3, std::string(now));
+    record.exec();
+    db.exec(fmt::format("PRAGMA user_version = {}", m.version));
+    txn.commit();
+    current = m.version;
+  }
+  return current;
+}
+
+WriteTransaction::WriteTransaction(SQLite::Database& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
+
+WriteTransaction::~WriteTransaction() {
+  if (done_) return;
+  // Never throw from a destructor; if ROLLBACK fails SQLite has already rolled back.
+  sqlite3_exec(db_.getHandle(), "ROLLBACK", nullptr, nullptr, nullptr);
+}
+
+void WriteTransaction::commit() {
+  db_.exec("COMMIT");
+  done_ = true;
+}
+
+Savepoint::Savepoint(SQLite::Database& db, std::string name) : db_(db), name_(std::move(name)) {
+  db_.exec("SAVEPOINT " + name_);
+}
+
+Savepoint::~Savepoint() {
+  if (done_) return;
+  std::string sql = "ROLLBACK TO " + name_ + "; RELEASE " + name_;
+  sqlite3_exec(db_.getHandle(), sql.c_str(), nullptr, nullptr, nullptr);
+}
+
+void Savepoint::release() {
+  db_.exec("RELEASE " + name_);
+  done_ = true;
+}
+
+void Savepoint::rollback() {
+  db_.exec("ROLLBACK TO " + name_ + "; RELEASE " + name_);
+  done_ = true;
+}
+
+std::string format_utc(std::chrono::system_clock::time_point t) {
+  using namespace std::chrono;
+  auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count();
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  long millis = static_cast<long>(ms % 1000);
+  if (millis < 0) {
+    millis += 1000;
+    secs -= 1;
+  }
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
+}
+
+}  // namespace modelreg::detail

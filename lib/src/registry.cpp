@@ -1,0 +1,1224 @@
+#include "modelreg/registry.hpp"
+
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <ostream>
+#include <set>
+#include <thread>
+
+#include <fmt/format.h>
+#include <sqlite3.h>
+
+#include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
+
+#include "blob_store.hpp"
+#include "database.hpp"
+#include "sha256.hpp"
+
+namespace modelreg {
+
+using detail::guarded;
+
+namespace {
+
+// A version row as the lifecycle code needs it.
+struct VersionRow {
+  std::int64_t id = 0;
+  std::int64_t model_id = 0;
+  std::int64_t number = 0;
+  bool archived = false;
+  bool active = false;
+  std::int64_t blob_id = 0;
+};
+
+std::string os_user() {
+  if (const char* u = std::getenv("USER"); u != nullptr && *u != '\0') return u;
+  if (const passwd* pw = ::getpwuid(::geteuid()); pw != nullptr && pw->pw_name != nullptr) {
+    return pw->pw_name;
+  }
+  return fmt::format("uid:{}", ::geteuid());
+}
+
+bool is_identifier_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == '-' || c == ':' || c == '/';
+}
+
+// Metric and parameter names: [A-Za-z0-9_.:/-]{1,128}, so "f1>=0.8" is never ambiguous.
+void check_key(std::string_view kind, std::string_view key) {
+  if (key.empty() || key.size() > 128 || !std::all_of(key.begin(), key.end(), is_identifier_char)) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("{} name '{}' is invalid: use 1 to 128 of A-Z a-z 0-9 _ . : / -", kind, key));
+  }
+}
+
+void check_text(std::string_view what, std::string_view value, std::size_t max, bool allow_empty) {
+  if ((!allow_empty && value.empty()) || value.size() > max) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("{} must be {} to {} characters (got {})", what, allow_empty ? 0 : 1, max,
+                            value.size()));
+  }
+  if (value.find('\0') != std::string_view::npos) {
+    throw Error(Errc::invalid_argument, fmt::format("{} must not contain NUL characters", what));
+  }
+}
+
+bool is_relation(std::string_view r) {
+  return !r.empty() && r.size() <= 64 && std::all_of(r.begin(), r.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+void validate(const NewVersion& spec, const Options& options) {
+  if (!is_valid_model_name(spec.model)) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("model name '{}' is invalid: it must match [A-Za-z0-9][A-Za-z0-9_.-]{{0,127}}",
+                            spec.model));
+  }
+  if (spec.format.empty() || spec.format.size() > 64 ||
+      !std::all_of(spec.format.begin(), spec.format.end(), [](char c) { return c > ' ' && c < 127; })) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("format '{}' is invalid: give 1 to 64 printable characters without spaces, "
+                            "e.g. 'onnx' or 'bytes'",
+                            spec.format));
+  }
+  check_text("type name", spec.type_name, 256, true);
+  check_text("notes", spec.notes, 1 << 20, true);
+  for (const auto& [name, value] : spec.metrics) {
+    check_key("metric", name);
+    if (!std::isfinite(value)) {
+      throw Error(Errc::invalid_argument,
+                  fmt::format("metric '{}' is {}; metrics must be finite numbers", name, value));
+    }
+  }
+  for (const auto& [name, value] : spec.params) {
+    check_key("parameter", name);
+    check_text(fmt::format("parameter '{}'", name), value, 1 << 16, true);
+  }
+  std::set<std::string_view> feature_names;
+  for (std::size_t i = 0; i < spec.features.size(); ++i) {
+    const auto& f = spec.features[i];
+    check_text(fmt::format("feature {} name", i), f.name, 256, false);
+    check_text(fmt::format("feature '{}' dtype", f.name), f.dtype, 32, false);
+    if (!feature_names.insert(f.name).second) {
+      throw Error(Errc::invalid_argument,
+                  fmt::format("feature '{}' appears twice; feature names must be unique", f.name));
+    }
+  }
+  for (const auto& [key, value] : spec.tags) {
+    check_text("tag key", key, 128, false);
+    check_text(fmt::format("tag '{}'", key), value, 4096, true);
+  }
+  if (spec.label && !is_valid_label(*spec.label)) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("label '{}' is invalid: it must match [A-Za-z][A-Za-z0-9_.+-]{{0,63}} and not be "
+                            "'active' or 'latest', e.g. v1.2.0",
+                            *spec.label));
+  }
+  if (spec.created_by) check_text("created_by", *spec.created_by, 256, false);
+  for (const auto& p : spec.parents) {
+    if (!is_relation(p.relation)) {
+      throw Error(Errc::invalid_argument,
+                  fmt::format("lineage relation '{}' is invalid: use [a-z0-9_], e.g. retrained_from", p.relation));
+    }
+  }
+  for (const auto& d : spec.datasets) {
+    check_text("dataset uri", d.uri, 4096, false);
+    check_text(fmt::format("dataset '{}' role", d.uri), d.role, 32, false);
+    if (d.sha256 && !detail::is_sha256_hex(*d.sha256)) {
+      throw Error(Errc::invalid_argument,
+                  fmt::format("dataset '{}' sha256 '{}' is invalid: give 64 lower-case hex digits", d.uri, *d.sha256));
+    }
+  }
+  if (spec.level < 0 || spec.level > 19) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("compression level {} is out of range: use 0 (store raw) to 19", spec.level));
+  }
+  (void)options;
+}
+
+std::string_view op_sql(MetricCondition::Op op) {
+  switch (op) {
+    case MetricCondition::Op::lt: return "<";
+    case MetricCondition::Op::le: return "<=";
+    case MetricCondition::Op::eq: return "=";
+    case MetricCondition::Op::ne: return "<>";
+    case MetricCondition::Op::ge: return ">=";
+    case MetricCondition::Op::gt: return ">";
+  }
+  return "=";
+}
+
+std::optional<std::int64_t> optional_int(const SQLite::Column& c) {
+  if (c.isNull()) return std::nullopt;
+  return c.getInt64();
+}
+
+}  // namespace
+
+// ---- MetricCondition ----------------------------------------------------------------------------
+
+MetricCondition MetricCondition::parse(std::string_view text) {
+  auto fail = [&](std::string_view why) {
+    return Error(Errc::invalid_argument,
+                 fmt::format("metric condition '{}' is invalid: {}; write NAME OP NUMBER with OP one of "
+                             "< <= = != >= >, e.g. \"f1 >= 0.8\"",
+                             text, why));
+  };
+  auto trim = [](std::string_view s) {
+    while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+    while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+    return s;
+  };
+  auto pos = text.find_first_of("<>=!");
+  if (pos == std::string_view::npos) throw fail("no comparison operator");
+  MetricCondition c;
+  c.metric = std::string(trim(text.substr(0, pos)));
+  if (c.metric.empty()) throw fail("no metric name");
+  if (!std::all_of(c.metric.begin(), c.metric.end(), is_identifier_char)) throw fail("bad metric name");
+  std::string_view rest = text.substr(pos);
+  static constexpr std::pair<std::string_view, Op> kOps[] = {
+      {"<=", Op::le}, {">=", Op::ge}, {"==", Op::eq}, {"!=", Op::ne},
+      {"<", Op::lt},  {">", Op::gt},  {"=", Op::eq},
+  };
+  bool matched = false;
+  for (const auto& [token, op] : kOps) {
+    if (rest.starts_with(token)) {
+      c.op = op;
+      rest.remove_prefix(token.size());
+      matched = true;
+      break;
+    }
+  }
+  if (!matched) throw fail("unknown operator");
+  rest = trim(rest);
+  if (rest.empty()) throw fail("no number after the operator");
+  auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), c.value);
+  if (ec != std::errc() || end != rest.data() + rest.size() || !std::isfinite(c.value)) {
+    throw fail(fmt::format("'{}' is not a number", rest));
+  }
+  return c;
+}
+
+bool MetricCondition::holds(double v) const noexcept {
+  switch (op) {
+    case Op::lt: return v < value;
+    case Op::le: return v <= value;
+    case Op::eq: return v == value;
+    case Op::ne: return v != value;
+    case Op::ge: return v >= value;
+    case Op::gt: return v > value;
+  }
+  return false;
+}
+
+// ---- Registry::Impl -----------------------------------------------------------------------------
+
+struct Registry::Impl {
+  std::filesystem::path path;
+  Options options;
+  // Why writes are refused (empty when they are allowed): read-only open, or a newer schema.
+  std::string write_refusal;
+  Errc write_refusal_code = Errc::conflict;
+  mutable std::mutex mutex;                // protects db and everything reached through it
+  std::unique_ptr<SQLite::Database> db;    // protected by mutex
+
+  std::string now() const {
+    return detail::format_utc(options.clock ? options.clock() : std::chrono::system_clock::now());
+  }
+  std::string actor(const std::optional<std::string>& given) const {
+    std::string a = given.value_or(options.default_actor);
+    check_text("actor", a, 256, false);
+    return a;
+  }
+  void ensure_writable() const {
+    if (!write_refusal.empty()) throw Error(write_refusal_code, write_refusal);
+  }
+
+  std::optional<std::int64_t> model_id(std::string_view name) const {
+    SQLite::Statement q(*db, "SELECT id FROM models WHERE name = ?");
+    q.bind(1, std::string(name));
+    if (!q.executeStep()) return std::nullopt;
+    return q.getColumn(0).getInt64();
+  }
+
+  std::int64_t require_model(std::string_view name) const {
+    if (!is_valid_model_name(name)) {
+      throw Error(Errc::invalid_argument,
+                  fmt::format("model name '{}' is invalid: it must match [A-Za-z0-9][A-Za-z0-9_.-]{{0,127}}", name));
+    }
+    auto id = model_id(name);
+    if (!id) {
+      throw Error(Errc::not_found, fmt::format("model '{}' does not exist; list the registered models "
+                                               "with `modelreg list`",
+                                               name));
+    }
+    return *id;
+  }
+
+  static constexpr const char* kRowColumns =
+      "SELECT id, model_id, number, status = 'archived', is_active, blob_id FROM versions ";
+
+  static VersionRow read_row(SQLite::Statement& q) {
+    return VersionRow{q.getColumn(0).getInt64(), q.getColumn(1).getInt64(), q.getColumn(2).getInt64(),
+                      q.getColumn(3).getInt() != 0, q.getColumn(4).getInt() != 0, q.getColumn(5).getInt64()};
+  }
+
+  std::optional<VersionRow> find_row(const ModelRef& ref) const {
+    auto mid = model_id(ref.model());
+    if (!mid) return std::nullopt;
+    std::string sql = kRowColumns;
+    switch (ref.kind()) {
+      case ModelRef::Kind::active: sql += "WHERE model_id = ?1 AND is_active = 1"; break;
+      case ModelRef::Kind::latest: sql += "WHERE model_id = ?1 ORDER BY number DESC LIMIT 1"; break;
+      case ModelRef::Kind::number: sql += "WHERE model_id = ?1 AND number = ?2"; break;
+      case ModelRef::Kind::label: sql += "WHERE model_id = ?1 AND label = ?2"; break;
+    }
+    SQLite::Statement q(*db, sql);
+    q.bind(1, *mid);
+    if (ref.kind() == ModelRef::Kind::number) q.bind(2, ref.version());
+    if (ref.kind() == ModelRef::Kind::label) q.bind(2, ref.label_text());
+    if (!q.executeStep()) return std::nullopt;
+    return read_row(q);
+  }
+
+  VersionRow require_row(const ModelRef& ref) const {
+    if (auto row = find_row(ref)) return *row;
+    auto mid = require_model(ref.model());
+    SQLite::Statement latest(*db, "SELECT max(number), count(*) FROM versions WHERE model_id = ?");
+    latest.bind(1, mid);
+    latest.executeStep();
+    const bool any = latest.getColumn(1).getInt64() > 0;
+    const std::string latest_text =
+        any ? fmt::format("latest is {}", latest.getColumn(0).getInt64()) : std::string("it has no versions");
+    switch (ref.kind()) {
+      case ModelRef::Kind::active:
+        throw Error(Errc::not_found, fmt::format("model '{}' has no active version ({}); promote one first",
+                                                 ref.model(), latest_text));
+      case ModelRef::Kind::latest:
+        throw Error(Errc::not_found, fmt::format("model '{}' has no versions", ref.model()));
+      case ModelRef::Kind::number: {
+        SQLite::Statement deleted(*db, "SELECT 1 FROM events WHERE model_id = ? AND kind = 'delete' AND version = ?");
+        deleted.bind(1, mid);
+        deleted.bind(2, ref.version());
+        if (deleted.executeStep()) {
+          throw Error(Errc::not_found, fmt::format("{} was deleted ({})", ref.to_string(), latest_text));
+        }
+        throw Error(Errc::not_found,
+                    fmt::format("model '{}' has no version {} ({})", ref.model(), ref.version(), latest_text));
+      }
+      case ModelRef::Kind::label:
+        throw Error(Errc::not_found, fmt::format("model '{}' has no version labelled '{}' ({})", ref.model(),
+                                                 ref.label_text(), latest_text));
+    }
+    throw Error(Errc::not_found, ref.to_string());
+  }
+
+  std::optional<VersionRow> active_row(std::int64_t model_id) const {
+    SQLite::Statement q(*db, std::string(kRowColumns) + "WHERE model_id = ? AND is_active = 1");
+    q.bind(1, model_id);
+    if (!q.executeStep()) return std::nullopt;
+    return read_row(q);
+  }
+
+  std::optional<VersionRow> row_by_number(std::int64_t model_id, std::int64_t number) const {
+    SQLite::Statement q(*db, std::string(kRowColumns) + "WHERE model_id = ? AND number = ?");
+    q.bind(1, model_id);
+    q.bind(2, number);
+    if (!q.executeStep()) return std::nullopt;
+    return read_row(q);
+  }
+
+  VersionId version_id_of(std::int64_t version_id) const {
+    SQLite::Statement q(*db, "SELECT m.name, v.number FROM versions v JOIN models m ON m.id = v.model_id WHERE v.id = ?");
+    q.bind(1, version_id);
+    if (!q.executeStep()) throw Error(Errc::not_found, fmt::format("version id {} does not exist", version_id));
+    return VersionId{q.getColumn(0).getString(), q.getColumn(1).getInt64()};
+  }
+
+  ModelVersion load_version(std::int64_t id) const {
+    ModelVersion v;
+    {
+      SQLite::Statement q(*db,
+                          "SELECT m.name, v.number, v.label, v.format, v.type_name, v.status, v.is_active, v.notes, "
+                          "v.created_at, v.created_by, v.blob_id FROM versions v JOIN models m ON m.id = v.model_id "
+                          "WHERE v.id = ?");
+      q.bind(1, id);
+      if (!q.executeStep()) throw Error(Errc::not_found, fmt::format("version id {} does not exist", id));
+      v.id = VersionId{q.getColumn(0).getString(), q.getColumn(1).getInt64()};
+      if (!q.getColumn(2).isNull()) v.label = q.getColumn(2).getString();
+      v.format = q.getColumn(3).getString();
+      v.type_name = q.getColumn(4).getString();
+      v.status = q.getColumn(5).getString() == "archived" ? VersionStatus::archived : VersionStatus::ready;
+      v.active = q.getColumn(6).getInt() != 0;
+      v.notes = q.getColumn(7).getString();
+      v.created_at = q.getColumn(8).getString();
+      v.created_by = q.getColumn(9).getString();
+      v.blob = detail::BlobStore(*db).info(q.getColumn(10).getInt64());
+    }
+    {
+      SQLite::Statement q(*db, "SELECT name, value FROM metrics WHERE version_id = ?");
+      q.bind(1, id);
+      while (q.executeStep()) v.metrics[q.getColumn(0).getString()] = q.getColumn(1).getDouble();
+    }
+    {
+      SQLite::Statement q(*db, "SELECT name, value FROM params WHERE version_id = ?");
+      q.bind(1, id);
+      while (q.executeStep()) v.params[q.getColumn(0).getString()] = q.getColumn(1).getString();
+    }
+    {
+      SQLite::Statement q(*db, "SELECT name, dtype FROM features WHERE version_id = ? ORDER BY position");
+      q.bind(1, id);
+      while (q.executeStep()) v.features.push_back({q.getColumn(0).getString(), q.getColumn(1).getString()});
+    }
+    {
+      SQLite::Statement q(*db, "SELECT key, value FROM tags WHERE version_id = ?");
+      q.bind(1, id);
+      while (q.executeStep()) v.tags[q.getColumn(0).getString()] = q.getColumn(1).getString();
+    }
+    {
+      SQLite::Statement q(*db, "SELECT uri, sha256, role FROM datasets WHERE version_id = ? ORDER BY role, uri");
+      q.bind(1, id);
+      while (q.executeStep()) {
+        Dataset d;
+        d.uri = q.getColumn(0).getString();
+        if (!q.getColumn(1).isNull()) d.sha256 = q.getColumn(1).getString();
+        d.role = q.getColumn(2).getString();
+        v.datasets.push_back(std::move(d));
+      }
+    }
+    {
+      SQLite::Statement q(*db,
+                          "SELECT m.name, p.number, l.relation FROM lineage l JOIN versions p ON p.id = l.parent_id "
+                          "JOIN models m ON m.id = p.model_id WHERE l.child_id = ? ORDER BY m.name, p.number");
+      q.bind(1, id);
+      while (q.executeStep()) {
+        v.parents.emplace_back(VersionId{q.getColumn(0).getString(), q.getColumn(1).getInt64()},
+                               q.getColumn(2).getString());
+      }
+    }
+    return v;
+  }
+
+  void record_event(std::int64_t model_id, std::string_view kind, std::optional<std::int64_t> version,
+                    std::optional<std::int64_t> from, std::optional<std::int64_t> to, const std::string& actor,
+                    std::string_view reason, std::string_view details = {}) {
+    SQLite::Statement q(*db,
+                        "INSERT INTO events(model_id, kind, version, from_version, to_version, actor, reason, at, details) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    q.bind(1, model_id);
+    q.bind(2, std::string(kind));
+    if (version) q.bind(3, *version); else q.bind(3);
+    if (from) q.bind(4, *from); else q.bind(4);
+    if (to) q.bind(5, *to); else q.bind(5);
+    q.bind(6, actor);
+    q.bind(7, std::string(reason));
+    q.bind(8, now());
+    q.bind(9, std::string(details));
+    q.exec();
+  }
+
+  void set_active(const VersionRow& target, const std::optional<VersionRow>& current) {
+    if (current) {
+      SQLite::Statement off(*db, "UPDATE versions SET is_active = 0 WHERE id = ?");
+      off.bind(1, current->id);
+      off.exec();
+    }
+    SQLite::Statement on(*db, "UPDATE versions SET is_active = 1 WHERE id = ?");
+    on.bind(1, target.id);
+    on.exec();
+  }
+
+  std::optional<double> metric(std::int64_t version_id, std::string_view name) const {
+    SQLite::Statement q(*db, "SELECT value FROM metrics WHERE version_id = ? AND name = ?");
+    q.bind(1, version_id);
+    q.bind(2, std::string(name));
+    if (!q.executeStep()) return std::nullopt;
+    return q.getColumn(0).getDouble();
+  }
+
+  ModelVersion register_from(const NewVersion& spec, detail::ByteSource& source, const ProgressFn& progress);
+  std::vector<LineageEdge> walk(const ModelRef& ref, int max_depth, bool up) const;
+  void read_blob(const ModelRef& ref, const detail::ByteSink& sink, const ProgressFn& progress) const;
+};
+
+ModelVersion Registry::Impl::register_from(const NewVersion& spec, detail::ByteSource& source,
+                                           const ProgressFn& progress) {
+  validate(spec, options);
+  ensure_writable();
+  const std::string creator = actor(spec.created_by);
+  const std::string context = fmt::format("registering a version of '{}'", spec.model);
+  return guarded(context, [&] {
+    std::lock_guard lock(mutex);
+    detail::WriteTransaction txn(*db);
+    const std::string at = now();
+
+    std::int64_t mid = 0;
+    if (auto existing = model_id(spec.model)) {
+      mid = *existing;
+    } else {
+      SQLite::Statement q(*db, "INSERT INTO models(name, created_at) VALUES (?, ?)");
+      q.bind(1, spec.model);
+      q.bind(2, at);
+      q.exec();
+      mid = db->getLastInsertRowid();
+    }
+    if (spec.label) {
+      SQLite::Statement q(*db, "SELECT number FROM versions WHERE model_id = ? AND label = ?");
+      q.bind(1, mid);
+      q.bind(2, *spec.label);
+      if (q.executeStep()) {
+        throw Error(Errc::already_exists,
+                    fmt::format("label '{}' is already taken by {}@{}; labels are unique within a model", *spec.label,
+                                spec.model, q.getColumn(0).getInt64()));
+      }
+    }
+    std::vector<std::pair<VersionRow, std::string>> parents;
+    for (const auto& p : spec.parents) parents.emplace_back(require_row(p.ref), p.relation);
+
+    detail::BlobWriteSettings settings;
+    settings.level = spec.level;
+    settings.chunk_size = options.chunk_size;
+    settings.threads = options.compression_threads;
+    settings.created_at = at;
+    const detail::StoredBlob blob = detail::BlobStore(*db).write(source, settings, progress);
+
+    SQLite::Statement issue(*db, "UPDATE models SET last_number = last_number + 1 WHERE id = ? RETURNING last_number");
+    issue.bind(1, mid);
+    issue.executeStep();
+    const std::int64_t number = issue.getColumn(0).getInt64();
+    issue.reset();
+    const std::int64_t vid = db->execAndGet("SELECT coalesce(max(id), 0) + 1 FROM versions").getInt64();
+
+    // Content first, then the version row that seals it (see migrations/0001_initial.sql).
+    {
+      SQLite::Statement q(*db, "INSERT INTO metrics(version_id, name, value) VALUES (?, ?, ?)");
+      for (const auto& [name, value] : spec.metrics) {
+        q.bind(1, vid);
+        q.bind(2, name);
+        q.bind(3, value);
+        q.exec();
+        q.reset();
+      }
+    }
+    {
+      SQLite::Statement q(*db, "INSERT INTO params(version_id, name, value) VALUES (?, ?, ?)");
+      for (const auto& [name, value] : spec.params) {
+        q.bind(1, vid);
+        q.bind(2, name);
+        q.bind(3, value);
+        q.exec();
+        q.reset();
+      }
+    }
+    {
+      SQLite::Statement q(*db, "INSERT INTO features(version_id, position, name, dtype) VALUES (?, ?, ?, ?)");
+      for (std::size_t i = 0; i < spec.features.size(); ++i) {
+        q.bind(1, vid);
+        q.bind(2, static_cast<std::int64_t>(i));
+        q.bind(3, spec.features[i].name);
+        q.bind(4, spec.features[i].dtype);
+        q.exec();
+        q.reset();
+      }
+    }
+    {
+      SQLite::Statement q(*db, "INSERT OR IGNORE INTO lineage(child_id, parent_id, relation) VALUES (?, ?, ?)");
+      for (const auto& [row, relation] : parents) {
+        q.bind(1, vid);
+        q.bind(2, row.id);
+        q.bind(3, relation);
+        q.exec();
+        q.reset();
+      }
+    }
+    {
+      SQLite::Statement q(*db, "INSERT OR IGNORE INTO datasets(version_id, uri, sha256, role) VALUES (?, ?, ?, ?)");
+      for (const auto& d : spec.datasets) {
+        q.bind(1, vid);
+        q.bind(2, d.uri);
+        if (d.sha256) q.bind(3, *d.sha256); else q.bind(3);
+        q.bind(4, d.role);
+        q.exec();
+        q.reset();
+      }
+    }
+    {
+      SQLite::Statement q(*db,
+                          "INSERT INTO versions(id, model_id, number, label, format, type_name, blob_id, feature_count, "
+                          "notes, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+      q.bind(1, vid);
+      q.bind(2, mid);
+      q.bind(3, number);
+      if (spec.label) q.bind(4, *spec.label); else q.bind(4);
+      q.bind(5, spec.format);
+      q.bind(6, spec.type_name);
+      q.bind(7, blob.id);
+      q.bind(8, static_cast<std::int64_t>(spec.features.size()));
+      q.bind(9, spec.notes);
+      q.bind(10, at);
+      q.bind(11, creator);
+      q.exec();
+    }
+    {
+      SQLite::Statement q(*db, "INSERT INTO tags(version_id, key, value) VALUES (?, ?, ?)");
+      for (const auto& [key, value] : spec.tags) {
+        q.bind(1, vid);
+        q.bind(2, key);
+        q.bind(3, value);
+        q.exec();
+        q.reset();
+      }
+    }
+    record_event(mid, "register", number, std::nullopt, std::nullopt, creator, "",
+                 fmt::format("sha256={} raw_size={} stored_size={}{}", blob.info.sha256, blob.info.raw_size,
+                             blob.info.stored_size, blob.deduplicated ? " deduplicated" : ""));
+    ModelVersion result = load_version(vid);
+    txn.commit();
+    return result;
+  });
+}
+
+std::vector<LineageEdge> Registry::Impl::walk(const ModelRef& ref, int max_depth, bool up) const {
+  const VersionRow start = require_row(ref);
+  // UNION drops repeated (edge, depth) rows; the outer query keeps each edge at its least depth.
+  const std::string sql = fmt::format(
+      "WITH RECURSIVE walk(child_id, parent_id, relation, depth) AS ("
+      "  SELECT child_id, parent_id, relation, 1 FROM lineage WHERE {0} = ?1"
+      "  UNION"
+      "  SELECT l.child_id, l.parent_id, l.relation, w.depth + 1 FROM lineage l JOIN walk w ON l.{0} = w.{1}"
+      "  WHERE ?2 = 0 OR w.depth < ?2)"
+      " SELECT cm.name, c.number, pm.name, p.number, w.relation, min(w.depth) AS d FROM walk w"
+      " JOIN versions c ON c.id = w.child_id JOIN models cm ON cm.id = c.model_id"
+      " JOIN versions p ON p.id = w.parent_id JOIN models pm ON pm.id = p.model_id"
+      " GROUP BY w.child_id, w.parent_id, w.relation ORDER BY d, cm.name, c.number, pm.name, p.number",
+      up ? "child_id" : "parent_id", up ? "parent_id" : "child_id");
+  SQLite::Statement q(*db, sql);
+  q.bind(1, start.id);
+  q.bind(2, std::max(0, max_depth));
+  std::vector<LineageEdge> edges;
+  while (q.executeStep()) {
+    LineageEdge e;
+    e.child = VersionId{q.getColumn(0).getString(), q.getColumn(1).getInt64()};
+    e.parent = VersionId{q.getColumn(2).getString(), q.getColumn(3).getInt64()};
+    e.relation = q.getColumn(4).getString();
+    e.depth = q.getColumn(5).getInt();
+    edges.push_back(std::move(e));
+  }
+  return edges;
+}
+
+void Registry::Impl::read_blob(const ModelRef& ref, const detail::ByteSink& sink, const ProgressFn& progress) const {
+  std::lock_guard lock(mutex);
+  // One read transaction: the version row and its chunks are seen at one point in time.
+  SQLite::Transaction txn(*db, SQLite::TransactionBehavior::DEFERRED);
+  const VersionRow row = require_row(ref);
+  const VersionId id = version_id_of(row.id);
+  detail::BlobStore(*db).read(row.blob_id, id.to_string(), sink, progress);
+  txn.commit();
+}
+
+// ---- Registry -----------------------------------------------------------------------------------
+
+Registry::Registry(const std::filesystem::path& path, Options options) : impl_(std::make_unique<Impl>()) {
+  impl_->path = path;
+  impl_->options = std::move(options);
+  Options& o = impl_->options;
+  if (o.default_actor.empty()) o.default_actor = os_user();
+  if (o.compression_threads == 0) o.compression_threads = std::max(1u, std::thread::hardware_concurrency());
+  if (o.chunk_size < (64u << 10) || o.chunk_size > (256u << 20)) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("chunk size {} is out of range: use 64 KiB to 256 MiB", o.chunk_size));
+  }
+  if (o.page_size < 512 || o.page_size > 65536 || (o.page_size & (o.page_size - 1)) != 0) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("page size {} is invalid: use a power of two from 512 to 65536", o.page_size));
+  }
+  std::error_code ec;
+  const bool exists = std::filesystem::exists(path, ec);
+  if (!exists && (!o.create_if_missing || o.read_only)) {
+    throw Error(Errc::not_found, fmt::format("database '{}' does not exist; create it with `modelreg init` "
+                                             "or pass the right --db",
+                                             path.string()));
+  }
+  if (exists && std::filesystem::is_directory(path, ec)) {
+    throw Error(Errc::invalid_argument, fmt::format("database path '{}' is a directory", path.string()));
+  }
+  const std::string context = fmt::format("opening '{}'", path.string());
+  guarded(context, [&] {
+    const int flags = o.read_only ? SQLite::OPEN_READONLY : (SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    impl_->db = std::make_unique<SQLite::Database>(path, flags, static_cast<int>(o.busy_timeout.count()));
+    SQLite::Database& db = *impl_->db;
+    // Fails with SQLITE_NOTADB when the file is not SQLite at all.
+    db.exec("PRAGMA schema_version");
+    db.exec("PRAGMA foreign_keys = ON");
+    db.exec(o.synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
+    if (o.read_only) {
+      impl_->write_refusal = fmt::format("'{}' was opened read-only", path.string());
+    } else if (sqlite3_db_readonly(db.getHandle(), "main") == 1) {
+      impl_->write_refusal = fmt::format("'{}' is read-only: check the permissions of the file and its directory",
+                                         path.string());
+      impl_->write_refusal_code = Errc::io_error;
+    }
+    const bool empty = db.execAndGet("PRAGMA page_count").getInt64() == 0;
+    if (impl_->write_refusal.empty()) {
+      if (empty) {
+        // Only settable before the first table exists.
+        db.exec(fmt::format("PRAGMA page_size = {}", o.page_size));
+        db.exec("PRAGMA auto_vacuum = INCREMENTAL");
+      }
+      const std::string mode = db.execAndGet("PRAGMA journal_mode = WAL").getString();
+      if (mode != "wal") {
+        throw Error(Errc::io_error, fmt::format("{}: cannot switch to WAL journal mode (got '{}')", context, mode));
+      }
+    }
+    const int version = detail::user_version(db);
+    const int supported = supported_schema_version();
+    if (version == 0 && !empty &&
+        db.execAndGet("SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").getInt64() > 0) {
+      throw Error(Errc::incompatible, fmt::format("'{}' is an SQLite database but not a modelreg database (it has "
+                                                  "tables but no modelreg schema); pass the right --db",
+                                                  path.string()));
+    }
+    if (version > supported) {
+      impl_->write_refusal = fmt::format(
+          "'{}' has schema version {}, newer than this modelreg supports ({}); upgrade modelreg to write to it "
+          "(reading still works)",
+          path.string(), version, supported);
+      impl_->write_refusal_code = Errc::incompatible;
+    } else if (version < supported) {
+      if (!impl_->write_refusal.empty()) {
+        if (version == 0) {
+          throw Error(Errc::not_found, fmt::format("'{}' holds no modelreg schema yet, and it is read-only; "
+                                                   "create it with `modelreg init`",
+                                                   path.string()));
+        }
+      } else {
+        detail::apply_migrations(db, detail::embedded_migrations(), impl_->now());
+      }
+    }
+  });
+}
+
+Registry::~Registry() = default;
+Registry::Registry(Registry&&) noexcept = default;
+Registry& Registry::operator=(Registry&&) noexcept = default;
+
+ModelVersion Registry::register_bytes(const NewVersion& spec, std::string_view bytes, const ProgressFn& progress) {
+  detail::MemorySource source(bytes);
+  return impl_->register_from(spec, source, progress);
+}
+
+ModelVersion Registry::register_stream(const NewVersion& spec, std::istream& in, const ProgressFn& progress) {
+  detail::StreamSource source(in);
+  return impl_->register_from(spec, source, progress);
+}
+
+ModelVersion Registry::register_file(const NewVersion& spec, const std::filesystem::path& file,
+                                     const ProgressFn& progress) {
+  validate(spec, impl_->options);
+  detail::FileSource source(file);
+  return impl_->register_from(spec, source, progress);
+}
+
+std::optional<ModelVersion> Registry::find(const ModelRef& ref) const {
+  return guarded(fmt::format("reading {}", ref.to_string()), [&]() -> std::optional<ModelVersion> {
+    std::lock_guard lock(impl_->mutex);
+    SQLite::Transaction txn(*impl_->db, SQLite::TransactionBehavior::DEFERRED);
+    auto row = impl_->find_row(ref);
+    if (!row) return std::nullopt;
+    return impl_->load_version(row->id);
+  });
+}
+
+ModelVersion Registry::get(const ModelRef& ref) const {
+  return guarded(fmt::format("reading {}", ref.to_string()), [&] {
+    std::lock_guard lock(impl_->mutex);
+    SQLite::Transaction txn(*impl_->db, SQLite::TransactionBehavior::DEFERRED);
+    return impl_->load_version(impl_->require_row(ref).id);
+  });
+}
+
+std::vector<ModelSummary> Registry::list_models() const {
+  return guarded("listing models", [&] {
+    std::lock_guard lock(impl_->mutex);
+    SQLite::Statement q(*impl_->db,
+                        "SELECT m.name, count(v.id), max(CASE WHEN v.is_active = 1 THEN v.number END), max(v.number), "
+                        "m.created_at FROM models m LEFT JOIN versions v ON v.model_id = m.id "
+                        "GROUP BY m.id ORDER BY m.name");
+    std::vector<ModelSummary> out;
+    while (q.executeStep()) {
+      ModelSummary s;
+      s.name = q.getColumn(0).getString();
+      s.version_count = q.getColumn(1).getInt64();
+      s.active_version = optional_int(q.getColumn(2));
+      s.latest_version = optional_int(q.getColumn(3));
+      s.created_at = q.getColumn(4).getString();
+      out.push_back(std::move(s));
+    }
+    return out;
+  });
+}
+
+std::vector<ModelVersion> Registry::list_versions(std::string_view model, const VersionQuery& query) const {
+  return guarded(fmt::format("listing versions of '{}'", model), [&] {
+    if (query.order_by_metric) check_key("metric", *query.order_by_metric);
+    for (const auto& c : query.where) check_key("metric", c.metric);
+    std::lock_guard lock(impl_->mutex);
+    SQLite::Transaction txn(*impl_->db, SQLite::TransactionBehavior::DEFERRED);
+    const std::int64_t mid = impl_->require_model(model);
+    // Built from fixed fragments only; every value is a bound parameter.
+    std::string sql = "SELECT v.id FROM versions v WHERE v.model_id = ?";
+    for (const auto& c : query.where) {
+      sql += fmt::format(" AND EXISTS (SELECT 1 FROM metrics x WHERE x.version_id = v.id AND x.name = ? AND x.value {} ?)",
+                         op_sql(c.op));
+    }
+    if (query.tag) {
+      sql += query.tag->second ? " AND EXISTS (SELECT 1 FROM tags t WHERE t.version_id = v.id AND t.key = ? AND t.value = ?)"
+                               : " AND EXISTS (SELECT 1 FROM tags t WHERE t.version_id = v.id AND t.key = ?)";
+    }
+    if (query.status) sql += " AND v.status = ?";
+    if (query.order_by_metric) {
+      sql += fmt::format(" ORDER BY (SELECT x.value FROM metrics x WHERE x.version_id = v.id AND x.name = ?) {} NULLS LAST, "
+                         "v.number",
+                         query.descending ? "DESC" : "ASC");
+    } else {
+      sql += " ORDER BY v.number";
+    }
+    if (query.limit) sql += fmt::format(" LIMIT {}", *query.limit);
+    SQLite::Statement q(*impl_->db, sql);
+    int i = 1;
+    q.bind(i++, mid);
+    for (const auto& c : query.where) {
+      q.bind(i++, c.metric);
+      q.bind(i++, c.value);
+    }
+    if (query.tag) {
+      q.bind(i++, query.tag->first);
+      if (query.tag->second) q.bind(i++, *query.tag->second);
+    }
+    if (query.status) q.bind(i++, std::string(*query.status == VersionStatus::archived ? "archived" : "ready"));
+    if (query.order_by_metric) q.bind(i++, *query.order_by_metric);
+    std::vector<std::int64_t> ids;
+    while (q.executeStep()) ids.push_back(q.getColumn(0).getInt64());
+    std::vector<ModelVersion> out;
+    out.reserve(ids.size());
+    for (auto id : ids) out.push_back(impl_->load_version(id));
+    return out;
+  });
+}
+
+std::vector<MetricComparison> Registry::compare(const ModelRef& a, const ModelRef& b, std::string_view metric) const {
+  return guarded(fmt::format("comparing {} with {}", a.to_string(), b.to_string()), [&] {
+    if (!metric.empty()) check_key("metric", metric);
+    std::lock_guard lock(impl_->mutex);
+    SQLite::Transaction txn(*impl_->db, SQLite::TransactionBehavior::DEFERRED);
+    const ModelVersion va = impl_->load_version(impl_->require_row(a).id);
+    const ModelVersion vb = impl_->load_version(impl_->require_row(b).id);
+    std::set<std::string> names;
+    if (!metric.empty()) {
+      if (!va.metrics.contains(std::string(metric)) && !vb.metrics.contains(std::string(metric))) {
+        throw Error(Errc::not_found, fmt::format("neither {} nor {} has a metric '{}'", va.ref_string(),
+                                                 vb.ref_string(), metric));
+      }
+      names.insert(std::string(metric));
+    } else {
+      for (const auto& [k, _] : va.metrics) names.insert(k);
+      for (const auto& [k, _] : vb.metrics) names.insert(k);
+    }
+    std::vector<MetricComparison> out;
+    for (const auto& n : names) {
+      MetricComparison c;
+      c.metric = n;
+      if (auto it = va.metrics.find(n); it != va.metrics.end()) c.a = it->second;
+      if (auto it = vb.metrics.find(n); it != vb.metrics.end()) c.b = it->second;
+      out.push_back(std::move(c));
+    }
+    return out;
+  });
+}
+
+std::vector<LineageEdge> Registry::ancestors(const ModelRef& ref, int max_depth) const {
+  return guarded(fmt::format("reading the ancestors of {}", ref.to_string()), [&] {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->walk(ref, max_depth, true);
+  });
+}
+
+std::vector<LineageEdge> Registry::descendants(const ModelRef& ref, int max_depth) const {
+  return guarded(fmt::format("reading the descendants of {}", ref.to_string()), [&] {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->walk(ref, max_depth, false);
+  });
+}
+
+std::vector<Event> Registry::history(std::string_view model) const {
+  return guarded(fmt::format("reading the history of '{}'", model), [&] {
+    std::lock_guard lock(impl_->mutex);
+    const std::int64_t mid = impl_->require_model(model);
+    SQLite::Statement q(*impl_->db,
+                        "SELECT id, kind, version, from_version, to_version, actor, reason, at, details FROM events "
+                        "WHERE model_id = ? ORDER BY id");
+    q.bind(1, mid);
+    std::vector<Event> out;
+    while (q.executeStep()) {
+      Event e;
+      e.id = q.getColumn(0).getInt64();
+      e.model = std::string(model);
+      e.kind = q.getColumn(1).getString();
+      e.version = optional_int(q.getColumn(2));
+      e.from_version = optional_int(q.getColumn(3));
+      e.to_version = optional_int(q.getColumn(4));
+      e.actor = q.getColumn(5).getString();
+      e.reason = q.getColumn(6).getString();
+      e.at = q.getColumn(7).getString();
+      e.details = q.getColumn(8).getString();
+      out.push_back(std::move(e));
+    }
+    return out;
+  });
+}
+
+std::string Registry::load_bytes(const ModelRef& ref, const ProgressFn& progress) const {
+  return guarded(fmt::format("loading {}", ref.to_string()), [&] {
+    std::string out;
+    bool reserved = false;
+    impl_->read_blob(
+        ref,
+        [&](const char* data, std::size_t size) {
+          out.append(data, size);
+          (void)reserved;
+        },
+        [&](std::uint64_t done, std::optional<std::uint64_t> total) {
+          if (!reserved && total) {
+            out.reserve(*total);
+            reserved = true;
+          }
+          if (progress) progress(done, total);
+        });
+    return out;
+  });
+}
+
+void Registry::load_to(const ModelRef& ref, std::ostream& out, const ProgressFn& progress) const {
+  guarded(fmt::format("loading {}", ref.to_string()), [&] {
+    impl_->read_blob(
+        ref,
+        [&](const char* data, std::size_t size) {
+          out.write(data, static_cast<std::streamsize>(size));
+          if (!out) throw Error(Errc::io_error, fmt::format("loading {}: writing to the output stream failed", ref.to_string()));
+        },
+        progress);
+  });
+}
+
+void Registry::load_to_file(const ModelRef& ref, const std::filesystem::path& file, const ProgressFn& progress) const {
+  const std::filesystem::path tmp = file.string() + ".modelreg-partial";
+  guarded(fmt::format("loading {} into '{}'", ref.to_string(), file.string()), [&] {
+    std::FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (f == nullptr) {
+      throw Error(Errc::io_error, fmt::format("cannot write '{}': {}", tmp.string(), std::strerror(errno)));
+    }
+    auto cleanup = [&] {
+      std::fclose(f);
+      std::error_code ec;
+      std::filesystem::remove(tmp, ec);
+    };
+    try {
+      impl_->read_blob(
+          ref,
+          [&](const char* data, std::size_t size) {
+            if (std::fwrite(data, 1, size, f) != size) {
+              throw Error(Errc::io_error, fmt::format("cannot write '{}': {}", tmp.string(), std::strerror(errno)));
+            }
+          },
+          progress);
+      if (std::fflush(f) != 0 || ::fsync(::fileno(f)) != 0) {
+        throw Error(Errc::io_error, fmt::format("cannot write '{}': {}", tmp.string(), std::strerror(errno)));
+      }
+    } catch (...) {
+      cleanup();
+      throw;
+    }
+    std::fclose(f);
+    std::error_code ec;
+    std::filesystem::rename(tmp, file, ec);
+    if (ec) {
+      std::filesystem::remove(tmp, ec);
+      throw Error(Errc::io_error, fmt::format("cannot move the loaded model into '{}': {}", file.string(), ec.message()));
+    }
+  });
+}
+
+void Registry::verify(const ModelRef& ref) const {
+  guarded(fmt::format("verifying {}", ref.to_string()),
+          [&] { impl_->read_blob(ref, [](const char*, std::size_t) {}, {}); });
+}
+
+Transition Registry::promote(const ModelRef& ref, const PromoteOptions& options) {
+  impl_->ensure_writable();
+  const std::string who = impl_->actor(options.actor);
+  if (options.require_better) check_key("metric", *options.require_better);
+  return guarded(fmt::format("promoting {}", ref.to_string()), [&] {
+    std::lock_guard lock(impl_->mutex);
+    detail::WriteTransaction txn(*impl_->db);
+    const VersionRow target = impl_->require_row(ref);
+    const std::string name = impl_->version_id_of(target.id).to_string();
+    if (target.archived) {
+      throw Error(Errc::conflict, fmt::format("{} is archived and cannot be promoted; unarchive it first", name));
+    }
+    const auto current = impl_->active_row(target.model_id);
+    Transition t{ref.model(), current ? std::optional(current->number) : std::nullopt, target.number};
+    if (current && current->id == target.id) return t;  // already active: nothing to record
+    if (options.require_better && current) {
+      const std::string& m = *options.require_better;
+      const auto candidate = impl_->metric(target.id, m);
+      if (!candidate) {
+        throw Error(Errc::conflict, fmt::format("refusing to promote {}: it has no metric '{}' to compare with the "
+                                                "active {}@{}",
+                                                name, m, ref.model(), current->number));
+      }
+      const auto incumbent = impl_->metric(current->id, m);
+      if (incumbent && *candidate < *incumbent) {
+        throw Error(Errc::conflict,
+                    fmt::format("refusing to promote {}: {} {} is below the active {}@{}'s {} (promote without "
+                                "require_better to override)",
+                                name, m, *candidate, ref.model(), current->number, *incumbent));
+      }
+    }
+    impl_->set_active(target, current);
+    impl_->record_event(target.model_id, "promote", target.number, t.from_version, target.number, who, options.reason);
+    txn.commit();
+    return t;
+  });
+}
+
+Transition Registry::rollback(std::string_view model, const RollbackOptions& options) {
+  impl_->ensure_writable();
+  const std::string who = impl_->actor(options.actor);
+  if (options.to && options.to->model() != model) {
+    throw Error(Errc::invalid_argument, fmt::format("cannot roll '{}' back to {}: it belongs to another model", model,
+                                                    options.to->to_string()));
+  }
+  return guarded(fmt::format("rolling back '{}'", model), [&] {
+    std::lock_guard lock(impl_->mutex);
+    detail::WriteTransaction txn(*impl_->db);
+    const std::int64_t mid = impl_->require_model(model);
+    const auto current = impl_->active_row(mid);
+    std::optional<VersionRow> target;
+    if (options.to) {
+      target = impl_->require_row(*options.to);
+      if (target->archived) {
+        throw Error(Errc::conflict, fmt::format("cannot roll back to {}@{}: it is archived; unarchive it first", model,
+                                                target->number));
+      }
+      if (current && current->id == target->id) {
+        throw Error(Errc::conflict, fmt::format("{}@{} is already the active version", model, target->number));
+      }
+    } else {
+      // Replay the activations: a promote pushes; a rollback pops back to its target (or pushes
+      // it when it was never active before). The stack's top is the current version.
+      std::vector<std::int64_t> stack;
+      SQLite::Statement q(*impl_->db,
+                          "SELECT kind, to_version FROM events WHERE model_id = ? AND kind IN ('promote', 'rollback') "
+                          "AND to_version IS NOT NULL ORDER BY id");
+      q.bind(1, mid);
+      while (q.executeStep()) {
+        const std::string kind = q.getColumn(0).getString();
+        const std::int64_t to = q.getColumn(1).getInt64();
+        auto it = std::find(stack.rbegin(), stack.rend(), to);
+        if (kind == "rollback" && it != stack.rend()) {
+          stack.erase(it.base(), stack.end());
+        } else {
+          stack.push_back(to);
+        }
+      }
+      // Walk back past the current version and any version archived or deleted since.
+      while (!stack.empty()) {
+        const std::int64_t n = stack.back();
+        stack.pop_back();
+        if (current && n == current->number) continue;
+        auto row = impl_->row_by_number(mid, n);
+        if (row && !row->archived) {
+          target = row;
+          break;
+        }
+      }
+      if (!target) {
+        throw Error(Errc::conflict,
+                    fmt::format("'{}' has no earlier active version to roll back to{}; promote a version instead "
+                                "(see `modelreg history {}`)",
+                                model, current ? fmt::format(" (only {}@{} was ever active)", model, current->number) : "",
+                                model));
+      }
+    }
+    impl_->set_active(*target, current);
+    Transition t{std::string(model), current ? std::optional(current->number) : std::nullopt, target->number};
+    impl_->record_event(mid, "rollback", target->number, t.from_version, target->number, who, options.reason);
+    txn.commit();
+    return t;
+  });
+}
+
+void Registry::archive(const ModelRef& ref, const Change& change) {
+  impl_->ensure_writable();
+  const std::string who = impl_->actor(change.actor);
+  guarded(fmt::format("archiving {}", ref.to_string()), [&] {
+    std::lock_guard lock(impl_->mutex);
+    detail::WriteTransaction txn(*impl_->db);
+    const VersionRow row = impl_->require_row(ref);
+    const std::string name = impl_->version_id_of(row.id).to_string();
+    if (row.active) {
+      throw Error(Errc::conflict, fmt::format("{} is the active version and cannot be archived; promote or roll back "
+                                              "to another version first",
+                                              name));
+    }
+    if (row.archived) return;
+    SQLite::Statement q(*impl_->db, "UPDATE versions SET status = 'archived' WHERE id = ?");
+    q.bind(1, row.id);
+    q.exec();
+    impl_->record_event(row.model_id, "archive", row.number, std::nullopt, std::nullopt, who, change.reason);
+    txn.commit();
+  });
+}
+
+void Registry::unarchive(const ModelRef& ref, const Change& change) {
+  impl_->ensure_writable();
+  const std::string who = impl_->actor(change.actor);
+  guarded(fmt::format("unarchiving {}", ref.to_string()), [&] {
+    std::lock_guard lock(impl_->mutex);
+    detail::WriteTransaction txn(*impl_->db);
+    const VersionRow row = impl_->require_row(ref);
+    if (!row.archived) return;
+    SQLite::Statement q(*impl_->db, "UPDATE versions SET status = 'ready' WHERE id = ?");
+    q.bind(1, row.id);
+    q.exec();
+    impl_->record_event(row.model_id, "unarchive", row.number, std::nullopt, std::nullopt, who, change.reason);
+    txn.commit();
+  });
+}
+
+void Registry::delete_version(const ModelRef& ref, const Change& change) {
+  impl_->ensure_writable();
+  const std::string who = impl_->actor(change.actor);
+  guarded(fmt::format("deleting {}", ref.to_string()), [&] {
+    std::lock_guard lock(impl_->mutex);
+    detail::WriteTransaction txn(*impl_->db);
+    const VersionRow row = impl_->require_row(ref);
+    const std::string name = impl_->version_id_of(row.id).to_string();
+    if (!row.archived) {
+      throw Error(Errc::conflict, fmt::format("{} is not archived; archive it first (deleting is permanent)", name));
+    }
+    SQLite::Statement children(*impl_->db, "SELECT child_id, relation FROM lineage WHERE parent_id = ? LIMIT 1");
+    children.bind(1, row.id);
+    if (children.executeStep()) {
+      const VersionId child = impl_->version_id_of(children.getColumn(0).getInt64());
+      throw Error(Errc::conflict, fmt::format("{} cannot be deleted: {} records it as a parent ({}); lineage is "
+                                              "immutable, so keep {} archived",
+                                              name, child.to_string(), children.getColumn(1).getString(), name));
+    }
+    children.reset();
+    SQLite::Statement q(*impl_->db, "DELETE FROM versions WHERE id = ?");
+    q.bind(1, row.id);
+    q.exec();
+    impl_->record_event(row.model_id, "delete", row.number, std::nullopt, std::nullopt, who, change.reason);
+    txn.commit();
+  });
+}
+
+void Registry::set_tag(const ModelRef& ref, std::string_view key, std::string_view value, const Change& change) {
+  impl_->ensure_writable();
+  const std::string who = impl_->actor(change.actor);
+  check_text("tag key", key, 128, false);
+  check_text(fmt::format("tag '{}'", key), value, 4096, true);
+  guarded(fmt::format("tagging {}", ref.to_string()), [&] {
+    std::lock_guard lock(impl_->mutex);
+    detail::WriteTransaction txn(*impl_->db);
+    const VersionRow row = impl_->require_row(ref);
+    SQLite::Statement q(*impl_->db,
+                        "INSERT INTO tags(version_id, key, value) VALUES (?, ?, ?) "
+                        "ON CONFLICT(version_id, key) DO UPDATE SET value = excluded.value");
+    q.bind(1, row.id);
+    q.bind(2, std::string(key));
+    q.bind(3, std::string(value));
+    q.exec();
+    impl_->record_event(row.model_id, "tag", row.number, std::nullopt, std::nullopt, who, change.reason,
+                        fmt::format("{}={}", key, value));
+    txn.commit();
+  });
+}
+
+void Registry::remove_tag(const ModelRef& ref, std::string_view key, const Change& change) {
+  impl_->ensure_writable();
+  const std::string who = impl_->actor(change.actor);
+  guarded(fmt::format("untagging {}", ref.to_string()), [&] {
+    std::lock_guard lock(impl_->mutex);
+    detail::WriteTransaction txn(*impl_->db);
+    const VersionRow row = impl_->require_row(ref);
+    SQLite::Statement q(*impl_->db, "DELETE FROM tags WHERE version_id = ? AND key = ?");
+    q.bind(1, row.id);
+    q.bind(2, std::string(key));
+    if (q.exec() == 0) {
+      throw Error(Errc::not_found, fmt::format("{} has no tag '{}'", impl_->version_id_of(row.id).to_string(), key));
+    }
+    impl_->record_event(row.model_id, "untag", row.number, std::nullopt, std::nullopt, who, change.reason,
+                        std::string(key));
+    txn.commit();
+  });
+}
+
+GcReport Registry::gc(bool dry_run) {
+  if (!dry_run) impl_->ensure_writable();
+  return guarded("collecting garbage", [&] {
+    std::lock_guard lock(impl_->mutex);
+    GcReport report;
+    report.dry_run = dry_run;
+    auto measure = [&] {
+      SQLite::Statement q(*impl_->db,
+                          "SELECT count(*), coalesce(sum(stored_size), 0), coalesce(sum(chunk_count), 0) FROM blobs b "
+                          "WHERE NOT EXISTS (SELECT 1 FROM versions v WHERE v.blob_id = b.id)");
+      q.executeStep();
+      report.blobs_removed = static_cast<std::uint64_t>(q.getColumn(0).getInt64());
+      report.bytes_freed = static_cast<std::uint64_t>(q.getColumn(1).getInt64());
+      report.chunks_removed = static_cast<std::uint64_t>(q.getColumn(2).getInt64());
+    };
+    if (dry_run) {
+      measure();
+      return report;
+    }
+    {
+      detail::WriteTransaction txn(*impl_->db);
+      measure();
+      if (report.blobs_removed == 0) return report;
+      impl_->db->exec("DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM versions v WHERE v.blob_id = blobs.id)");
+      txn.commit();
+    }
+    // Hand the freed pages back to the file system (auto_vacuum = INCREMENTAL).
+    impl_->db->exec("PRAGMA incremental_vacuum");
+    return report;
+  });
+}
+
+int Registry::schema_version() const {
+  return guarded("reading the schema version", [&] {
+    std::lock_guard lock(impl_->mutex);
+    return detail::user_version(*impl_->db);
+  });
+}
+
+int Registry::supported_schema_version() noexcept {
+  return static_cast<int>(detail::embedded_migrations().size());
+}
+
+const std::filesystem::path& Registry::path() const noexcept { return impl_->path; }
+
+}  // namespace modelreg

@@ -1,0 +1,53 @@
+#include "sha256.hpp"
+
+#include <openssl/evp.h>
+
+#include "modelreg/error.hpp"
+
+namespace modelreg::detail {
+
+struct Sha256::Ctx {
+  EVP_MD_CTX* md = nullptr;
+};
+
+Sha256::Sha256() : ctx_(std::make_unique<Ctx>()) {
+  ctx_->md = EVP_MD_CTX_new();
+  if (ctx_->md == nullptr || EVP_DigestInit_ex(ctx_->md, EVP_sha256(), nullptr) != 1) {
+    if (ctx_->md != nullptr) EVP_MD_CTX_free(ctx_->md);
+    throw Error(Errc::io_error, "OpenSSL could not initialise SHA-256");
+  }
+}
+
+Sha256::~Sha256() { EVP_MD_CTX_free(ctx_->md); }
+
+void Sha256::update(const void* data, std::size_t size) {
+  if (size == 0) return;
+  if (EVP_DigestUpdate(ctx_->md, data, size) != 1) {
+    throw Error(Errc::io_error, "OpenSSL SHA-256 update failed");
+  }
+}
+
+std::string Sha256::hex_digest() {
+  unsigned char digest[EVP_MAX_MD_SIZE];
+  unsigned int length = 0;
+  if (EVP_DigestFinal_ex(ctx_->md, digest, &length) != 1) {
+    throw Error(Errc::io_error, "OpenSSL SHA-256 final failed");
+  }
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out(length * 2, '0');
+  for (unsigned int i = 0; i < length; ++i) {
+    out[2 * i] = kHex[digest[i] >> 4];
+    out[2 * i + 1] = kHex[digest[i] & 0xf];
+  }
+  return out;
+}
+
+bool is_sha256_hex(std::string_view text) noexcept {
+  if (text.size() != 64) return false;
+  for (char c : text) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  }
+  return true;
+}
+
+}  // namespace modelreg::detail

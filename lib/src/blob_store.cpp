@@ -154,7 +154,8 @@ StoredBlob BlobStore::write(ByteSource& source, const BlobWriteSettings& setting
   std::deque<Slot*> in_flight;
 
   Sha256 sha;
-  std::uint64_t raw_total = 0;
+  std::uint64_t raw_total = 0;     // read from the source
+  std::uint64_t raw_written = 0;   // of which chunks are inserted
   std::uint64_t stored_total = 0;
   std::int64_t seq = 0;
   bool eof = false;
@@ -195,8 +196,9 @@ StoredBlob BlobStore::write(ByteSource& source, const BlobWriteSettings& setting
     insert_chunk.exec();
     insert_chunk.reset();
     stored_total += s->out_size;
+    raw_written += s->in_size;
     free_slots.push_back(s);
-    if (progress) progress(raw_total, expected_total);
+    if (progress) progress(raw_written, expected_total);
   }
 
   StoredBlob result;

@@ -166,8 +166,9 @@ TEST_CASE_FIXTURE(Fixture, "the README's example queries run as written in the s
   // Best version by f1 per model.
   const std::string best = shell(db, examples.at("the best version of each model by a metric"));
   CHECK(best == "fraud|3|0.86\npricing|1|0.7\n");
-  // The clock starts at 2026-11-18T...; events come an hour apart. Promotions were the 5th and
-  // 6th ticks; at the README's moment only the first promotion (fraud@1) had happened.
+  // The clock starts at 2026-11-18T11:06:40Z and moves an hour at every reading; fraud@1 was
+  // promoted at 21:06:40 and fraud@2 at 22:06:40, so at the README's 21:30 fraud@1 was active.
   const std::string active_then = shell(db, examples.at("what was active at a given time"));
-  CHECK(active_then == "fraud|1|promote|2026-11-18T10:53:20.000Z|ops\n");
+  CHECK(active_then == "fraud|1|promote|2026-11-18T21:06:40.000Z|ops\n");
+  CHECK(reg.history("fraud").back().at == "2026-11-18T22:06:40.000Z");
 }

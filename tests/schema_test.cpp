@@ -2,7 +2,6 @@
 // example queries in README.md run as written in the sqlite3 shell.
 #include <cstdio>
 #include <fstream>
-#include <regex>
 #include <sstream>
 
 #include <doctest/doctest.h>
@@ -151,12 +150,17 @@ TEST_CASE_FIXTURE(Fixture, "the README's example queries run as written in the s
   REQUIRE(readme.good());
   std::stringstream text;
   text << readme.rdbuf();
-  // Each example is a ```sql block directly under a "#### Example:" heading.
-  std::regex block(R"(#### Example: ([^\n]+)\n+```sql\n([\s\S]*?)```)");
+  // Each example is a ```sql block directly under a "#### Example: <title>" heading.
   std::map<std::string, std::string> examples;
   const std::string s = text.str();
-  for (auto it = std::sregex_iterator(s.begin(), s.end(), block); it != std::sregex_iterator(); ++it) {
-    examples[(*it)[1]] = (*it)[2];
+  const std::string heading = "#### Example: ";
+  for (auto at = s.find(heading); at != std::string::npos; at = s.find(heading, at + 1)) {
+    const auto title_end = s.find('\n', at);
+    const auto open = s.find("```sql\n", title_end);
+    const auto close = s.find("```", open + 7);
+    REQUIRE(open != std::string::npos);
+    REQUIRE(close != std::string::npos);
+    examples[s.substr(at + heading.size(), title_end - at - heading.size())] = s.substr(open + 7, close - open - 7);
   }
   REQUIRE(examples.size() == 3);
 

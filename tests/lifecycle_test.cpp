@@ -183,7 +183,7 @@ TEST_CASE_FIXTURE(Fixture, "delete removes only archived versions that no lineag
   CHECK_FALSE(reg.find(ref("fraud@3")).has_value());
   CHECK(kinds().back() == "delete");
 
-  auto dry = reg.gc(true);
+  auto dry = reg.gc({.dry_run = true});
   CHECK(dry.dry_run);
   CHECK(dry.blobs_removed == 1);
   auto d = test::raw(db, false);
@@ -228,5 +228,5 @@ TEST_CASE_FIXTURE(Fixture, "a read-only registry reads but refuses every write")
   CHECK(code_of([&] { ro.promote(ref("fraud@1")); }) == Errc::conflict);
   CHECK(code_of([&] { ro.register_bytes(spec("fraud"), "x"); }) == Errc::conflict);
   CHECK(code_of([&] { ro.gc(); }) == Errc::conflict);
-  CHECK(ro.gc(true).blobs_removed == 0);
+  CHECK(ro.gc({.dry_run = true}).blobs_removed == 0);
 }

@@ -20,131 +20,14 @@
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
 
-#include "blob_store.hpp"
-#include "database.hpp"
-#include "sha256.hpp"
+#include "registry_impl.hpp"
 
 namespace modelreg {
 
 using detail::guarded;
+using namespace detail;
 
 namespace {
-
-// A version row as the lifecycle code needs it.
-struct VersionRow {
-  std::int64_t id = 0;
-  std::int64_t model_id = 0;
-  std::int64_t number = 0;
-  bool archived = false;
-  bool active = false;
-  std::int64_t blob_id = 0;
-};
-
-std::string os_user() {
-  if (const char* u = std::getenv("USER"); u != nullptr && *u != '\0') return u;
-  if (const passwd* pw = ::getpwuid(::geteuid()); pw != nullptr && pw->pw_name != nullptr) {
-    return pw->pw_name;
-  }
-  return fmt::format("uid:{}", ::geteuid());
-}
-
-bool is_identifier_char(char c) {
-  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
-         c == '.' || c == '-' || c == ':' || c == '/';
-}
-
-// Metric and parameter names: [A-Za-z0-9_.:/-]{1,128}, so "f1>=0.8" is never ambiguous.
-void check_key(std::string_view kind, std::string_view key) {
-  if (key.empty() || key.size() > 128 || !std::all_of(key.begin(), key.end(), is_identifier_char)) {
-    throw Error(Errc::invalid_argument,
-                fmt::format("{} name '{}' is invalid: use 1 to 128 of A-Z a-z 0-9 _ . : / -", kind, key));
-  }
-}
-
-void check_text(std::string_view what, std::string_view value, std::size_t max, bool allow_empty) {
-  if ((!allow_empty && value.empty()) || value.size() > max) {
-    throw Error(Errc::invalid_argument,
-                fmt::format("{} must be {} to {} characters (got {})", what, allow_empty ? 0 : 1, max,
-                            value.size()));
-  }
-  if (value.find('\0') != std::string_view::npos) {
-    throw Error(Errc::invalid_argument, fmt::format("{} must not contain NUL characters", what));
-  }
-}
-
-bool is_relation(std::string_view r) {
-  return !r.empty() && r.size() <= 64 && std::all_of(r.begin(), r.end(), [](char c) {
-    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
-  });
-}
-
-void validate(const NewVersion& spec, const Options& options) {
-  if (!is_valid_model_name(spec.model)) {
-    throw Error(Errc::invalid_argument,
-                fmt::format("model name '{}' is invalid: it must match [A-Za-z0-9][A-Za-z0-9_.-]{{0,127}}",
-                            spec.model));
-  }
-  if (spec.format.empty() || spec.format.size() > 64 ||
-      !std::all_of(spec.format.begin(), spec.format.end(), [](char c) { return c > ' ' && c < 127; })) {
-    throw Error(Errc::invalid_argument,
-                fmt::format("format '{}' is invalid: give 1 to 64 printable characters without spaces, "
-                            "e.g. 'onnx' or 'bytes'",
-                            spec.format));
-  }
-  check_text("type name", spec.type_name, 256, true);
-  check_text("notes", spec.notes, 1 << 20, true);
-  for (const auto& [name, value] : spec.metrics) {
-    check_key("metric", name);
-    if (!std::isfinite(value)) {
-      throw Error(Errc::invalid_argument,
-                  fmt::format("metric '{}' is {}; metrics must be finite numbers", name, value));
-    }
-  }
-  for (const auto& [name, value] : spec.params) {
-    check_key("parameter", name);
-    check_text(fmt::format("parameter '{}'", name), value, 1 << 16, true);
-  }
-  std::set<std::string_view> feature_names;
-  for (std::size_t i = 0; i < spec.features.size(); ++i) {
-    const auto& f = spec.features[i];
-    check_text(fmt::format("feature {} name", i), f.name, 256, false);
-    check_text(fmt::format("feature '{}' dtype", f.name), f.dtype, 32, false);
-    if (!feature_names.insert(f.name).second) {
-      throw Error(Errc::invalid_argument,
-                  fmt::format("feature '{}' appears twice; feature names must be unique", f.name));
-    }
-  }
-  for (const auto& [key, value] : spec.tags) {
-    check_text("tag key", key, 128, false);
-    check_text(fmt::format("tag '{}'", key), value, 4096, true);
-  }
-  if (spec.label && !is_valid_label(*spec.label)) {
-    throw Error(Errc::invalid_argument,
-                fmt::format("label '{}' is invalid: it must match [A-Za-z][A-Za-z0-9_.+-]{{0,63}} and not be "
-                            "'active' or 'latest', e.g. v1.2.0",
-                            *spec.label));
-  }
-  if (spec.created_by) check_text("created_by", *spec.created_by, 256, false);
-  for (const auto& p : spec.parents) {
-    if (!is_relation(p.relation)) {
-      throw Error(Errc::invalid_argument,
-                  fmt::format("lineage relation '{}' is invalid: use [a-z0-9_], e.g. retrained_from", p.relation));
-    }
-  }
-  for (const auto& d : spec.datasets) {
-    check_text("dataset uri", d.uri, 4096, false);
-    check_text(fmt::format("dataset '{}' role", d.uri), d.role, 32, false);
-    if (d.sha256 && !detail::is_sha256_hex(*d.sha256)) {
-      throw Error(Errc::invalid_argument,
-                  fmt::format("dataset '{}' sha256 '{}' is invalid: give 64 lower-case hex digits", d.uri, *d.sha256));
-    }
-  }
-  if (spec.level < 0 || spec.level > 19) {
-    throw Error(Errc::invalid_argument,
-                fmt::format("compression level {} is out of range: use 0 (store raw) to 19", spec.level));
-  }
-  (void)options;
-}
 
 std::string_view op_sql(MetricCondition::Op op) {
   switch (op) {
@@ -156,11 +39,6 @@ std::string_view op_sql(MetricCondition::Op op) {
     case MetricCondition::Op::gt: return ">";
   }
   return "=";
-}
-
-std::optional<std::int64_t> optional_int(const SQLite::Column& c) {
-  if (c.isNull()) return std::nullopt;
-  return c.getInt64();
 }
 
 }  // namespace
@@ -223,233 +101,94 @@ bool MetricCondition::holds(double v) const noexcept {
 
 // ---- Registry::Impl -----------------------------------------------------------------------------
 
-struct Registry::Impl {
-  std::filesystem::path path;
-  Options options;
-  // Why writes are refused (empty when they are allowed): read-only open, or a newer schema.
-  std::string write_refusal;
-  Errc write_refusal_code = Errc::conflict;
-  mutable std::mutex mutex;                // protects db and everything reached through it
-  std::unique_ptr<SQLite::Database> db;    // protected by mutex
 
-  std::string now() const {
-    return detail::format_utc(options.clock ? options.clock() : std::chrono::system_clock::now());
-  }
-  std::string actor(const std::optional<std::string>& given) const {
-    std::string a = given.value_or(options.default_actor);
-    check_text("actor", a, 256, false);
-    return a;
-  }
-  void ensure_writable() const {
-    if (!write_refusal.empty()) throw Error(write_refusal_code, write_refusal);
-  }
+std::int64_t Registry::Impl::insert_version(std::int64_t mid, std::int64_t number, const NewVersion& spec,
+                                            const std::vector<std::pair<std::int64_t, std::string>>& parents,
+                                            std::int64_t blob_id, const std::string& at, const std::string& creator) {
+  const std::int64_t vid = db->execAndGet("SELECT coalesce(max(id), 0) + 1 FROM versions").getInt64();
 
-  std::optional<std::int64_t> model_id(std::string_view name) const {
-    SQLite::Statement q(*db, "SELECT id FROM models WHERE name = ?");
-    q.bind(1, std::string(name));
-    if (!q.executeStep()) return std::nullopt;
-    return q.getColumn(0).getInt64();
-  }
-
-  std::int64_t require_model(std::string_view name) const {
-    if (!is_valid_model_name(name)) {
-      throw Error(Errc::invalid_argument,
-                  fmt::format("model name '{}' is invalid: it must match [A-Za-z0-9][A-Za-z0-9_.-]{{0,127}}", name));
+  // Content first, then the version row that seals it (see migrations/0001_initial.sql).
+  {
+    SQLite::Statement q(*db, "INSERT INTO metrics(version_id, name, value) VALUES (?, ?, ?)");
+    for (const auto& [name, value] : spec.metrics) {
+      q.bind(1, vid);
+      q.bind(2, name);
+      q.bind(3, value);
+      q.exec();
+      q.reset();
     }
-    auto id = model_id(name);
-    if (!id) {
-      throw Error(Errc::not_found, fmt::format("model '{}' does not exist; list the registered models "
-                                               "with `modelreg list`",
-                                               name));
-    }
-    return *id;
   }
-
-  static constexpr const char* kRowColumns =
-      "SELECT id, model_id, number, status = 'archived', is_active, blob_id FROM versions ";
-
-  static VersionRow read_row(SQLite::Statement& q) {
-    return VersionRow{q.getColumn(0).getInt64(), q.getColumn(1).getInt64(), q.getColumn(2).getInt64(),
-                      q.getColumn(3).getInt() != 0, q.getColumn(4).getInt() != 0, q.getColumn(5).getInt64()};
+  {
+    SQLite::Statement q(*db, "INSERT INTO params(version_id, name, value) VALUES (?, ?, ?)");
+    for (const auto& [name, value] : spec.params) {
+      q.bind(1, vid);
+      q.bind(2, name);
+      q.bind(3, value);
+      q.exec();
+      q.reset();
+    }
   }
-
-  std::optional<VersionRow> find_row(const ModelRef& ref) const {
-    auto mid = model_id(ref.model());
-    if (!mid) return std::nullopt;
-    std::string sql = kRowColumns;
-    switch (ref.kind()) {
-      case ModelRef::Kind::active: sql += "WHERE model_id = ?1 AND is_active = 1"; break;
-      case ModelRef::Kind::latest: sql += "WHERE model_id = ?1 ORDER BY number DESC LIMIT 1"; break;
-      case ModelRef::Kind::number: sql += "WHERE model_id = ?1 AND number = ?2"; break;
-      case ModelRef::Kind::label: sql += "WHERE model_id = ?1 AND label = ?2"; break;
+  {
+    SQLite::Statement q(*db, "INSERT INTO features(version_id, position, name, dtype) VALUES (?, ?, ?, ?)");
+    for (std::size_t i = 0; i < spec.features.size(); ++i) {
+      q.bind(1, vid);
+      q.bind(2, static_cast<std::int64_t>(i));
+      q.bind(3, spec.features[i].name);
+      q.bind(4, spec.features[i].dtype);
+      q.exec();
+      q.reset();
     }
-    SQLite::Statement q(*db, sql);
-    q.bind(1, *mid);
-    if (ref.kind() == ModelRef::Kind::number) q.bind(2, ref.version());
-    if (ref.kind() == ModelRef::Kind::label) q.bind(2, ref.label_text());
-    if (!q.executeStep()) return std::nullopt;
-    return read_row(q);
   }
-
-  VersionRow require_row(const ModelRef& ref) const {
-    if (auto row = find_row(ref)) return *row;
-    auto mid = require_model(ref.model());
-    SQLite::Statement latest(*db, "SELECT max(number), count(*) FROM versions WHERE model_id = ?");
-    latest.bind(1, mid);
-    latest.executeStep();
-    const bool any = latest.getColumn(1).getInt64() > 0;
-    const std::string latest_text =
-        any ? fmt::format("latest is {}", latest.getColumn(0).getInt64()) : std::string("it has no versions");
-    switch (ref.kind()) {
-      case ModelRef::Kind::active:
-        throw Error(Errc::not_found, fmt::format("model '{}' has no active version ({}); promote one first",
-                                                 ref.model(), latest_text));
-      case ModelRef::Kind::latest:
-        throw Error(Errc::not_found, fmt::format("model '{}' has no versions", ref.model()));
-      case ModelRef::Kind::number: {
-        SQLite::Statement deleted(*db, "SELECT 1 FROM events WHERE model_id = ? AND kind = 'delete' AND version = ?");
-        deleted.bind(1, mid);
-        deleted.bind(2, ref.version());
-        if (deleted.executeStep()) {
-          throw Error(Errc::not_found, fmt::format("{} was deleted ({})", ref.to_string(), latest_text));
-        }
-        throw Error(Errc::not_found,
-                    fmt::format("model '{}' has no version {} ({})", ref.model(), ref.version(), latest_text));
-      }
-      case ModelRef::Kind::label:
-        throw Error(Errc::not_found, fmt::format("model '{}' has no version labelled '{}' ({})", ref.model(),
-                                                 ref.label_text(), latest_text));
+  {
+    SQLite::Statement q(*db, "INSERT OR IGNORE INTO lineage(child_id, parent_id, relation) VALUES (?, ?, ?)");
+    for (const auto& [parent_id, relation] : parents) {
+      q.bind(1, vid);
+      q.bind(2, parent_id);
+      q.bind(3, relation);
+      q.exec();
+      q.reset();
     }
-    throw Error(Errc::not_found, ref.to_string());
   }
-
-  std::optional<VersionRow> active_row(std::int64_t model_id) const {
-    SQLite::Statement q(*db, std::string(kRowColumns) + "WHERE model_id = ? AND is_active = 1");
-    q.bind(1, model_id);
-    if (!q.executeStep()) return std::nullopt;
-    return read_row(q);
+  {
+    SQLite::Statement q(*db, "INSERT OR IGNORE INTO datasets(version_id, uri, sha256, role) VALUES (?, ?, ?, ?)");
+    for (const auto& d : spec.datasets) {
+      q.bind(1, vid);
+      q.bind(2, d.uri);
+      if (d.sha256) q.bind(3, *d.sha256); else q.bind(3);
+      q.bind(4, d.role);
+      q.exec();
+      q.reset();
+    }
   }
-
-  std::optional<VersionRow> row_by_number(std::int64_t model_id, std::int64_t number) const {
-    SQLite::Statement q(*db, std::string(kRowColumns) + "WHERE model_id = ? AND number = ?");
-    q.bind(1, model_id);
-    q.bind(2, number);
-    if (!q.executeStep()) return std::nullopt;
-    return read_row(q);
-  }
-
-  VersionId version_id_of(std::int64_t version_id) const {
-    SQLite::Statement q(*db, "SELECT m.name, v.number FROM versions v JOIN models m ON m.id = v.model_id WHERE v.id = ?");
-    q.bind(1, version_id);
-    if (!q.executeStep()) throw Error(Errc::not_found, fmt::format("version id {} does not exist", version_id));
-    return VersionId{q.getColumn(0).getString(), q.getColumn(1).getInt64()};
-  }
-
-  ModelVersion load_version(std::int64_t id) const {
-    ModelVersion v;
-    {
-      SQLite::Statement q(*db,
-                          "SELECT m.name, v.number, v.label, v.format, v.type_name, v.status, v.is_active, v.notes, "
-                          "v.created_at, v.created_by, v.blob_id FROM versions v JOIN models m ON m.id = v.model_id "
-                          "WHERE v.id = ?");
-      q.bind(1, id);
-      if (!q.executeStep()) throw Error(Errc::not_found, fmt::format("version id {} does not exist", id));
-      v.id = VersionId{q.getColumn(0).getString(), q.getColumn(1).getInt64()};
-      if (!q.getColumn(2).isNull()) v.label = q.getColumn(2).getString();
-      v.format = q.getColumn(3).getString();
-      v.type_name = q.getColumn(4).getString();
-      v.status = q.getColumn(5).getString() == "archived" ? VersionStatus::archived : VersionStatus::ready;
-      v.active = q.getColumn(6).getInt() != 0;
-      v.notes = q.getColumn(7).getString();
-      v.created_at = q.getColumn(8).getString();
-      v.created_by = q.getColumn(9).getString();
-      v.blob = detail::BlobStore(*db).info(q.getColumn(10).getInt64());
-    }
-    {
-      SQLite::Statement q(*db, "SELECT name, value FROM metrics WHERE version_id = ?");
-      q.bind(1, id);
-      while (q.executeStep()) v.metrics[q.getColumn(0).getString()] = q.getColumn(1).getDouble();
-    }
-    {
-      SQLite::Statement q(*db, "SELECT name, value FROM params WHERE version_id = ?");
-      q.bind(1, id);
-      while (q.executeStep()) v.params[q.getColumn(0).getString()] = q.getColumn(1).getString();
-    }
-    {
-      SQLite::Statement q(*db, "SELECT name, dtype FROM features WHERE version_id = ? ORDER BY position");
-      q.bind(1, id);
-      while (q.executeStep()) v.features.push_back({q.getColumn(0).getString(), q.getColumn(1).getString()});
-    }
-    {
-      SQLite::Statement q(*db, "SELECT key, value FROM tags WHERE version_id = ?");
-      q.bind(1, id);
-      while (q.executeStep()) v.tags[q.getColumn(0).getString()] = q.getColumn(1).getString();
-    }
-    {
-      SQLite::Statement q(*db, "SELECT uri, sha256, role FROM datasets WHERE version_id = ? ORDER BY role, uri");
-      q.bind(1, id);
-      while (q.executeStep()) {
-        Dataset d;
-        d.uri = q.getColumn(0).getString();
-        if (!q.getColumn(1).isNull()) d.sha256 = q.getColumn(1).getString();
-        d.role = q.getColumn(2).getString();
-        v.datasets.push_back(std::move(d));
-      }
-    }
-    {
-      SQLite::Statement q(*db,
-                          "SELECT m.name, p.number, l.relation FROM lineage l JOIN versions p ON p.id = l.parent_id "
-                          "JOIN models m ON m.id = p.model_id WHERE l.child_id = ? ORDER BY m.name, p.number");
-      q.bind(1, id);
-      while (q.executeStep()) {
-        v.parents.emplace_back(VersionId{q.getColumn(0).getString(), q.getColumn(1).getInt64()},
-                               q.getColumn(2).getString());
-      }
-    }
-    return v;
-  }
-
-  void record_event(std::int64_t model_id, std::string_view kind, std::optional<std::int64_t> version,
-                    std::optional<std::int64_t> from, std::optional<std::int64_t> to, const std::string& actor,
-                    std::string_view reason, std::string_view details = {}) {
+  {
     SQLite::Statement q(*db,
-                        "INSERT INTO events(model_id, kind, version, from_version, to_version, actor, reason, at, details) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    q.bind(1, model_id);
-    q.bind(2, std::string(kind));
-    if (version) q.bind(3, *version); else q.bind(3);
-    if (from) q.bind(4, *from); else q.bind(4);
-    if (to) q.bind(5, *to); else q.bind(5);
-    q.bind(6, actor);
-    q.bind(7, std::string(reason));
-    q.bind(8, now());
-    q.bind(9, std::string(details));
+                        "INSERT INTO versions(id, model_id, number, label, format, type_name, blob_id, feature_count, "
+                        "notes, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
+    q.bind(1, vid);
+    q.bind(2, mid);
+    q.bind(3, number);
+    if (spec.label) q.bind(4, *spec.label); else q.bind(4);
+    q.bind(5, spec.format);
+    q.bind(6, spec.type_name);
+    q.bind(7, blob_id);
+    q.bind(8, static_cast<std::int64_t>(spec.features.size()));
+    q.bind(9, spec.notes);
+    q.bind(10, at);
+    q.bind(11, creator);
     q.exec();
   }
-
-  void set_active(const VersionRow& target, const std::optional<VersionRow>& current) {
-    if (current) {
-      SQLite::Statement off(*db, "UPDATE versions SET is_active = 0 WHERE id = ?");
-      off.bind(1, current->id);
-      off.exec();
+  {
+    SQLite::Statement q(*db, "INSERT INTO tags(version_id, key, value) VALUES (?, ?, ?)");
+    for (const auto& [key, value] : spec.tags) {
+      q.bind(1, vid);
+      q.bind(2, key);
+      q.bind(3, value);
+      q.exec();
+      q.reset();
     }
-    SQLite::Statement on(*db, "UPDATE versions SET is_active = 1 WHERE id = ?");
-    on.bind(1, target.id);
-    on.exec();
   }
-
-  std::optional<double> metric(std::int64_t version_id, std::string_view name) const {
-    SQLite::Statement q(*db, "SELECT value FROM metrics WHERE version_id = ? AND name = ?");
-    q.bind(1, version_id);
-    q.bind(2, std::string(name));
-    if (!q.executeStep()) return std::nullopt;
-    return q.getColumn(0).getDouble();
-  }
-
-  ModelVersion register_from(const NewVersion& spec, detail::ByteSource& source, const ProgressFn& progress);
-  std::vector<LineageEdge> walk(const ModelRef& ref, int max_depth, bool up) const;
-  void read_blob(const ModelRef& ref, const detail::ByteSink& sink, const ProgressFn& progress) const;
-};
+  return vid;
+}
 
 ModelVersion Registry::Impl::register_from(const NewVersion& spec, detail::ByteSource& source,
                                            const ProgressFn& progress) {
@@ -497,88 +236,9 @@ ModelVersion Registry::Impl::register_from(const NewVersion& spec, detail::ByteS
     issue.executeStep();
     const std::int64_t number = issue.getColumn(0).getInt64();
     issue.reset();
-    const std::int64_t vid = db->execAndGet("SELECT coalesce(max(id), 0) + 1 FROM versions").getInt64();
-
-    // Content first, then the version row that seals it (see migrations/0001_initial.sql).
-    {
-      SQLite::Statement q(*db, "INSERT INTO metrics(version_id, name, value) VALUES (?, ?, ?)");
-      for (const auto& [name, value] : spec.metrics) {
-        q.bind(1, vid);
-        q.bind(2, name);
-        q.bind(3, value);
-        q.exec();
-        q.reset();
-      }
-    }
-    {
-      SQLite::Statement q(*db, "INSERT INTO params(version_id, name, value) VALUES (?, ?, ?)");
-      for (const auto& [name, value] : spec.params) {
-        q.bind(1, vid);
-        q.bind(2, name);
-        q.bind(3, value);
-        q.exec();
-        q.reset();
-      }
-    }
-    {
-      SQLite::Statement q(*db, "INSERT INTO features(version_id, position, name, dtype) VALUES (?, ?, ?, ?)");
-      for (std::size_t i = 0; i < spec.features.size(); ++i) {
-        q.bind(1, vid);
-        q.bind(2, static_cast<std::int64_t>(i));
-        q.bind(3, spec.features[i].name);
-        q.bind(4, spec.features[i].dtype);
-        q.exec();
-        q.reset();
-      }
-    }
-    {
-      SQLite::Statement q(*db, "INSERT OR IGNORE INTO lineage(child_id, parent_id, relation) VALUES (?, ?, ?)");
-      for (const auto& [row, relation] : parents) {
-        q.bind(1, vid);
-        q.bind(2, row.id);
-        q.bind(3, relation);
-        q.exec();
-        q.reset();
-      }
-    }
-    {
-      SQLite::Statement q(*db, "INSERT OR IGNORE INTO datasets(version_id, uri, sha256, role) VALUES (?, ?, ?, ?)");
-      for (const auto& d : spec.datasets) {
-        q.bind(1, vid);
-        q.bind(2, d.uri);
-        if (d.sha256) q.bind(3, *d.sha256); else q.bind(3);
-        q.bind(4, d.role);
-        q.exec();
-        q.reset();
-      }
-    }
-    {
-      SQLite::Statement q(*db,
-                          "INSERT INTO versions(id, model_id, number, label, format, type_name, blob_id, feature_count, "
-                          "notes, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
-      q.bind(1, vid);
-      q.bind(2, mid);
-      q.bind(3, number);
-      if (spec.label) q.bind(4, *spec.label); else q.bind(4);
-      q.bind(5, spec.format);
-      q.bind(6, spec.type_name);
-      q.bind(7, blob.id);
-      q.bind(8, static_cast<std::int64_t>(spec.features.size()));
-      q.bind(9, spec.notes);
-      q.bind(10, at);
-      q.bind(11, creator);
-      q.exec();
-    }
-    {
-      SQLite::Statement q(*db, "INSERT INTO tags(version_id, key, value) VALUES (?, ?, ?)");
-      for (const auto& [key, value] : spec.tags) {
-        q.bind(1, vid);
-        q.bind(2, key);
-        q.bind(3, value);
-        q.exec();
-        q.reset();
-      }
-    }
+    std::vector<std::pair<std::int64_t, std::string>> parent_ids;
+    for (const auto& [row, relation] : parents) parent_ids.emplace_back(row.id, relation);
+    const std::int64_t vid = insert_version(mid, number, spec, parent_ids, blob.id, at, creator);
     record_event(mid, "register", number, std::nullopt, std::nullopt, creator, "",
                  fmt::format("sha256={} raw_size={} stored_size={}{}", blob.info.sha256, blob.info.raw_size,
                              blob.info.stored_size, blob.deduplicated ? " deduplicated" : ""));
@@ -1025,23 +685,7 @@ Transition Registry::rollback(std::string_view model, const RollbackOptions& opt
         throw Error(Errc::conflict, fmt::format("{}@{} is already the active version", model, target->number));
       }
     } else {
-      // Replay the activations: a promote pushes; a rollback pops back to its target (or pushes
-      // it when it was never active before). The stack's top is the current version.
-      std::vector<std::int64_t> stack;
-      SQLite::Statement q(*impl_->db,
-                          "SELECT kind, to_version FROM events WHERE model_id = ? AND kind IN ('promote', 'rollback') "
-                          "AND to_version IS NOT NULL ORDER BY id");
-      q.bind(1, mid);
-      while (q.executeStep()) {
-        const std::string kind = q.getColumn(0).getString();
-        const std::int64_t to = q.getColumn(1).getInt64();
-        auto it = std::find(stack.rbegin(), stack.rend(), to);
-        if (kind == "rollback" && it != stack.rend()) {
-          stack.erase(it.base(), stack.end());
-        } else {
-          stack.push_back(to);
-        }
-      }
+      std::vector<std::int64_t> stack = impl_->activation_stack(mid);
       // Walk back past the current version and any version archived or deleted since.
       while (!stack.empty()) {
         const std::int64_t n = stack.back();
@@ -1176,34 +820,76 @@ void Registry::remove_tag(const ModelRef& ref, std::string_view key, const Chang
   });
 }
 
-GcReport Registry::gc(bool dry_run) {
-  if (!dry_run) impl_->ensure_writable();
+GcReport Registry::gc(const GcOptions& options) {
+  if (!options.dry_run) impl_->ensure_writable();
+  const std::string who = impl_->actor(options.actor);
   return guarded("collecting garbage", [&] {
     std::lock_guard lock(impl_->mutex);
+    SQLite::Database& db = *impl_->db;
     GcReport report;
-    report.dry_run = dry_run;
-    auto measure = [&] {
-      SQLite::Statement q(*impl_->db,
+    report.dry_run = options.dry_run;
+    {
+      // A dry run only reads, but inside a savepoint it can delete and measure, then undo.
+      std::optional<detail::WriteTransaction> txn;
+      if (!options.dry_run) txn.emplace(db);
+      detail::Savepoint dry(db, "gc");
+      if (options.delete_archived) {
+        SQLite::Statement archived(db,
+                                   "SELECT v.id, v.model_id, v.number, m.name FROM versions v JOIN models m ON m.id = "
+                                   "v.model_id WHERE v.status = 'archived' ORDER BY m.name, v.number DESC");
+        std::map<std::int64_t, std::vector<std::int64_t>> stacks;
+        struct Candidate {
+          std::int64_t id, model_id, number;
+          std::string model;
+        };
+        std::vector<Candidate> candidates;
+        while (archived.executeStep()) {
+          candidates.push_back({archived.getColumn(0).getInt64(), archived.getColumn(1).getInt64(),
+                                archived.getColumn(2).getInt64(), archived.getColumn(3).getString()});
+        }
+        // Newest first, so a chain of archived versions is deleted child before parent.
+        for (const auto& c : candidates) {
+          const VersionId id{c.model, c.number};
+          if (!options.include_rollback_history) {
+            auto [it, fresh] = stacks.try_emplace(c.model_id);
+            if (fresh) it->second = impl_->activation_stack(c.model_id);
+            if (std::find(it->second.begin(), it->second.end(), c.number) != it->second.end()) {
+              report.versions_kept.push_back(id);
+              continue;
+            }
+          }
+          SQLite::Statement child(db, "SELECT 1 FROM lineage WHERE parent_id = ? LIMIT 1");
+          child.bind(1, c.id);
+          if (child.executeStep()) {
+            report.versions_kept.push_back(id);
+            continue;
+          }
+          SQLite::Statement del(db, "DELETE FROM versions WHERE id = ?");
+          del.bind(1, c.id);
+          del.exec();
+          impl_->record_event(c.model_id, "delete", c.number, std::nullopt, std::nullopt, who,
+                              options.reason.empty() ? "gc" : options.reason, "garbage collection");
+          report.versions_deleted.push_back(id);
+        }
+      }
+      SQLite::Statement q(db,
                           "SELECT count(*), coalesce(sum(stored_size), 0), coalesce(sum(chunk_count), 0) FROM blobs b "
                           "WHERE NOT EXISTS (SELECT 1 FROM versions v WHERE v.blob_id = b.id)");
       q.executeStep();
       report.blobs_removed = static_cast<std::uint64_t>(q.getColumn(0).getInt64());
       report.bytes_freed = static_cast<std::uint64_t>(q.getColumn(1).getInt64());
       report.chunks_removed = static_cast<std::uint64_t>(q.getColumn(2).getInt64());
-    };
-    if (dry_run) {
-      measure();
-      return report;
-    }
-    {
-      detail::WriteTransaction txn(*impl_->db);
-      measure();
-      if (report.blobs_removed == 0) return report;
-      impl_->db->exec("DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM versions v WHERE v.blob_id = blobs.id)");
-      txn.commit();
+      q.reset();
+      if (options.dry_run) {
+        dry.rollback();
+        return report;
+      }
+      db.exec("DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM versions v WHERE v.blob_id = blobs.id)");
+      dry.release();
+      txn->commit();
     }
     // Hand the freed pages back to the file system (auto_vacuum = INCREMENTAL).
-    impl_->db->exec("PRAGMA incremental_vacuum");
+    if (report.blobs_removed > 0) db.exec("PRAGMA incremental_vacuum");
     return report;
   });
 }

@@ -137,6 +137,8 @@ struct Transition {
 
 // What Registry::gc removed.
 struct GcReport {
+  std::vector<VersionId> versions_deleted;
+  std::vector<VersionId> versions_kept;  // archived, but kept for lineage or rollback history
   std::uint64_t blobs_removed = 0;
   std::uint64_t chunks_removed = 0;
   std::uint64_t bytes_freed = 0;  // stored bytes of the removed blobs

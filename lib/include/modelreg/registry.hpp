@@ -22,6 +22,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "modelreg/error.hpp"
@@ -119,6 +120,50 @@ struct RollbackOptions {
   std::optional<ModelRef> to{};
 };
 
+struct GcOptions {
+  // Report what would be removed without removing anything.
+  bool dry_run = false;
+  // Also delete archived versions (then their blobs, when no other version shares them). Archived
+  // versions still named by another version's lineage are always kept.
+  bool delete_archived = false;
+  // With delete_archived: also delete archived versions that the promotion history still names
+  // (a later unarchive + rollback could want them). Default: keep them.
+  bool include_rollback_history = false;
+  std::string reason{};
+  std::optional<std::string> actor{};
+};
+
+// One cell of a Registry::query result.
+struct SqlBlob {
+  std::uint64_t size = 0;
+};
+using SqlValue = std::variant<std::monostate, std::int64_t, double, std::string, SqlBlob>;
+
+struct SqlResult {
+  std::vector<std::string> columns;
+  std::vector<std::vector<SqlValue>> rows;
+};
+
+// What Registry::check found.
+struct IntegrityReport {
+  std::vector<std::string> database_problems;  // from PRAGMA integrity_check / foreign_key_check
+  std::vector<std::pair<VersionId, std::string>> bad_versions;  // version, what is wrong
+  std::uint64_t versions_checked = 0;
+  bool ok() const noexcept { return database_problems.empty() && bad_versions.empty(); }
+};
+
+struct ExportReport {
+  std::vector<VersionId> versions;
+  std::uint64_t stored_bytes = 0;  // compressed bytes copied into the bundle
+};
+
+struct ImportReport {
+  std::vector<VersionId> imported;
+  std::vector<VersionId> already_present;  // same number, same bytes and metadata: skipped
+  // Lineage edges whose parent is neither in the bundle nor in this registry ("fraud@3 <- base@1").
+  std::vector<std::string> dropped_lineage;
+};
+
 class Registry {
  public:
   // Opens (or creates) the database at `path` and applies pending migrations.
@@ -188,9 +233,30 @@ class Registry {
   void set_tag(const ModelRef& ref, std::string_view key, std::string_view value,
                const Change& change = {});
   void remove_tag(const ModelRef& ref, std::string_view key, const Change& change = {});
-  // Deletes blobs no version references and reclaims their pages. Never touches a blob that any
-  // version (active, ready or archived) still uses.
-  GcReport gc(bool dry_run = false);
+  // Deletes blobs no version references and reclaims their pages; with options.delete_archived,
+  // first deletes archived versions (see GcOptions). Never touches the active version, nor a blob
+  // that any remaining version uses.
+  GcReport gc(const GcOptions& options = {});
+
+  // ---- integrity, SQL, bundles ---------------------------------------------------------------
+  // PRAGMA integrity_check and foreign_key_check, then every version's (or one version's) bytes
+  // read and verified. Problems are reported, not thrown.
+  IntegrityReport check(const std::optional<ModelRef>& only = std::nullopt, const ProgressFn& progress = {}) const;
+
+  // Runs read-only SQL (one or more statements; the last one's rows are returned) on a separate
+  // read-only connection whose authorizer denies every write, ATTACH/DETACH, PRAGMAs that set a
+  // value, and extension loading. A denied statement is Error(invalid_argument) naming it.
+  SqlResult query(std::string_view sql) const;
+
+  // Writes the versions (metadata, lineage, datasets, tags, compressed chunks as stored) into a new
+  // single-file bundle (an SQLite file; see docs/format.md). Refuses to overwrite an existing file.
+  ExportReport export_bundle(const std::vector<ModelRef>& refs, const std::filesystem::path& bundle,
+                             const ProgressFn& progress = {}) const;
+  // Imports a bundle in one transaction: every chunk and checksum is verified first; versions keep
+  // their numbers (fraud@7 stays fraud@7); a version already here with the same bytes and metadata
+  // is skipped; any conflict (the number taken by different content or deleted here, a label
+  // taken) refuses the whole import with Error(conflict) and changes nothing.
+  ImportReport import_bundle(const std::filesystem::path& bundle, const ProgressFn& progress = {});
 
   // ---- schema ------------------------------------------------------------------------------
   int schema_version() const;

@@ -894,6 +894,56 @@ GcReport Registry::gc(const GcOptions& options) {
   });
 }
 
+IntegrityReport Registry::check(const std::optional<ModelRef>& only, const ProgressFn& progress) const {
+  IntegrityReport report;
+  std::vector<std::pair<VersionId, std::uint64_t>> targets;
+  guarded("checking the database", [&] {
+    std::lock_guard lock(impl_->mutex);
+    SQLite::Database& db = *impl_->db;
+    SQLite::Statement integrity(db, "PRAGMA integrity_check");
+    while (integrity.executeStep()) {
+      const std::string line = integrity.getColumn(0).getString();
+      if (line != "ok") report.database_problems.push_back(line);
+    }
+    SQLite::Statement fk(db, "SELECT \"table\", rowid, parent FROM pragma_foreign_key_check");
+    while (fk.executeStep()) {
+      report.database_problems.push_back(fmt::format("{} row {} points at a missing {} row", fk.getColumn(0).getString(),
+                                                     fk.getColumn(1).getInt64(), fk.getColumn(2).getString()));
+    }
+    if (only) {
+      const VersionRow row = impl_->require_row(*only);
+      targets.emplace_back(impl_->version_id_of(row.id), detail::BlobStore(db).info(row.blob_id).raw_size);
+    } else {
+      SQLite::Statement all(db,
+                            "SELECT m.name, v.number, b.raw_size FROM versions v JOIN models m ON m.id = v.model_id "
+                            "JOIN blobs b ON b.id = v.blob_id ORDER BY m.name, v.number");
+      while (all.executeStep()) {
+        targets.push_back({VersionId{all.getColumn(0).getString(), all.getColumn(1).getInt64()},
+                           static_cast<std::uint64_t>(all.getColumn(2).getInt64())});
+      }
+    }
+  });
+  std::uint64_t total = 0;
+  for (const auto& t : targets) total += t.second;
+  std::uint64_t done = 0;
+  for (const auto& [id, size] : targets) {
+    try {
+      const std::uint64_t base = done;
+      impl_->read_blob(ModelRef::number(id.model, id.number), [](const char*, std::size_t) {},
+                       [&](std::uint64_t d, std::optional<std::uint64_t>) {
+                         if (progress) progress(base + d, total);
+                       });
+    } catch (const SQLite::Exception& e) {
+      report.bad_versions.emplace_back(id, e.what());
+    } catch (const Error& e) {
+      report.bad_versions.emplace_back(id, e.what());
+    }
+    done += size;
+    ++report.versions_checked;
+  }
+  return report;
+}
+
 int Registry::schema_version() const {
   return guarded("reading the schema version", [&] {
     std::lock_guard lock(impl_->mutex);

@@ -149,6 +149,7 @@ inline std::optional<std::int64_t> optional_int(const SQLite::Column& c) {
 }  // namespace detail
 
 using detail::check_key;
+using detail::guarded;
 using detail::check_text;
 using detail::VersionRow;
 

@@ -2,6 +2,8 @@
 
 #include <openssl/evp.h>
 
+#include "blob_store.hpp"
+#include "modelreg/checksum.hpp"
 #include "modelreg/error.hpp"
 
 namespace modelreg::detail {
@@ -51,3 +53,21 @@ bool is_sha256_hex(std::string_view text) noexcept {
 }
 
 }  // namespace modelreg::detail
+
+namespace modelreg {
+
+std::string sha256_bytes(std::string_view bytes) {
+  detail::Sha256 sha;
+  sha.update(bytes.data(), bytes.size());
+  return sha.hex_digest();
+}
+
+std::string sha256_file(const std::filesystem::path& file) {
+  detail::FileSource source(file);
+  detail::Sha256 sha;
+  std::string buffer(1 << 20, '\0');
+  while (std::size_t n = source.read(buffer.data(), buffer.size())) sha.update(buffer.data(), n);
+  return sha.hex_digest();
+}
+
+}  // namespace modelreg

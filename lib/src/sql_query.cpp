@@ -56,6 +56,15 @@ int authorize(void* user, int action, const char* a1, const char* a2, const char
       if (contains(kReadPragmas, name) && (a2 == nullptr || contains(kPragmasWithArgument, name))) return SQLITE_OK;
       return deny(a2 != nullptr ? fmt::format("PRAGMA {} = {}", name, a2) : fmt::format("PRAGMA {}", name));
     }
+    case SQLITE_INSERT:
+    case SQLITE_UPDATE:
+    case SQLITE_DELETE:
+      if (a1 != nullptr && std::string_view(a1).starts_with("sqlite_")) return deny("changing the schema");
+      break;
+    default:
+      break;
+  }
+  switch (action) {
     case SQLITE_INSERT: return deny(fmt::format("INSERT into {}", a1 != nullptr ? a1 : "?"));
     case SQLITE_UPDATE: return deny(fmt::format("UPDATE of {}", a1 != nullptr ? a1 : "?"));
     case SQLITE_DELETE: return deny(fmt::format("DELETE from {}", a1 != nullptr ? a1 : "?"));

@@ -1,0 +1,466 @@
+// The modelreg command, end to end: every command and option on a temporary database, --json
+// parsed and checked, and the bad inputs — each gives the documented error and exit status and
+// leaves the database exactly as it was.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <sstream>
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "test_support.hpp"
+
+using nlohmann::json;
+
+namespace {
+
+struct Result {
+  int status = -1;
+  std::string out;
+  std::string err;
+  json parsed() const {
+    INFO(out, err);
+    return json::parse(out);
+  }
+};
+
+std::string slurp(const std::filesystem::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The database's content: every row of every table, and the schema version. Two equal
+// fingerprints mean nothing was written.
+std::string fingerprint(const std::filesystem::path& db) {
+  try {
+    SQLite::Database probe(db, SQLite::OPEN_READONLY);
+    (void)probe.execAndGet("PRAGMA schema_version");
+  } catch (const SQLite::Exception&) {
+    return slurp(db);  // not SQLite: the bytes are the content
+  }
+  SQLite::Database d(db, SQLite::OPEN_READONLY);
+  std::string out = fmt::format("user_version={}\n", d.execAndGet("PRAGMA user_version").getInt());
+  SQLite::Statement tables(d, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+  std::vector<std::string> names;
+  while (tables.executeStep()) names.push_back(tables.getColumn(0).getString());
+  for (const auto& t : names) {
+    SQLite::Statement rows(d, fmt::format("SELECT * FROM \"{}\"", t));
+    out += t + "\n";
+    while (rows.executeStep()) {
+      for (int i = 0; i < rows.getColumnCount(); ++i) {
+        const auto c = rows.getColumn(i);
+        out += c.isBlob() ? std::to_string(c.getBytes()) + " bytes" : c.getString();
+        out += '|';
+      }
+      out += '\n';
+    }
+  }
+  return out;
+}
+
+struct Cli {
+  test::TempDir dir;
+  std::filesystem::path db = dir / "reg.db";
+
+  Result run(std::vector<std::string> args, bool with_db = true) {
+    static const char* bin = std::getenv("MODELREG_BIN");
+    REQUIRE(bin != nullptr);
+    if (with_db) args.insert(args.begin(), {"--db", db.string()});
+    const auto out = dir / "stdout", err = dir / "stderr";
+    pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(o, 1);
+      ::dup2(e, 2);
+      ::unsetenv("MODELREG_DB");
+      if (::chdir(dir.path().c_str()) != 0) ::_exit(127);
+      std::vector<char*> argv{const_cast<char*>(bin)};
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      ::execv(bin, argv.data());
+      ::_exit(127);
+    }
+    int status = 0;
+    ::waitpid(pid, &status, 0);
+    return Result{WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+  }
+
+  Result ok(const std::vector<std::string>& args) {
+    Result r = run(args);
+    INFO("modelreg ", fmt::format("{}", fmt::join(args, " ")), "\nstdout: ", r.out, "\nstderr: ", r.err);
+    REQUIRE(r.status == 0);
+    return r;
+  }
+
+  std::filesystem::path file(const std::string& name, const std::string& bytes) {
+    const auto p = dir / name;
+    std::ofstream(p, std::ios::binary) << bytes;
+    return p;
+  }
+
+  // fraud@1..3 with metrics, lineage fraud@1 <- fraud@2 <- fraud@3; fraud@2 active.
+  void seed() {
+    ok({"register", "fraud", "--file", file("m1.bin", test::compressible_bytes(50'000, 1)).string(), "--metric",
+        "f1=0.80", "--metric", "auc=0.90", "--feature", "amount", "--feature", "hour:int32", "--label", "v1.0.0",
+        "--tag", "stage=dev", "--dataset", file("train.csv", "a,b\n1,2\n").string() + ":train", "--param", "C=1.0",
+        "--notes", "first"});
+    ok({"register", "fraud", "--file", file("m2.bin", test::compressible_bytes(50'000, 2)).string(), "--metric",
+        "f1=0.86", "--parent", "fraud@1:retrained_from", "--label", "v1.1.0"});
+    ok({"register", "fraud", "--file", file("m3.bin", test::compressible_bytes(50'000, 3)).string(), "--metric",
+        "f1=0.82", "--parent", "fraud@2:fine_tuned_from"});
+    ok({"promote", "fraud@1", "--reason", "first release"});
+    ok({"promote", "fraud@2", "--reason", "better"});
+  }
+
+  // Runs a command that must fail with `status` and a message containing `needle`, and checks
+  // that the database did not change.
+  void refused(const std::vector<std::string>& args, int status, const std::string& needle) {
+    const std::string before = std::filesystem::exists(db) ? fingerprint(db) : "";
+    Result r = run(args);
+    INFO("modelreg ", fmt::format("{}", fmt::join(args, " ")), "\nstdout: ", r.out, "\nstderr: ", r.err);
+    CHECK(r.status == status);
+    CHECK(r.err.find(needle) != std::string::npos);
+    // One line on stderr for our own errors.
+    if (status == 1) CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    if (!before.empty()) CHECK(fingerprint(db) == before);
+  }
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(Cli, "init creates the database idempotently and migrate reports the schema version") {
+  auto r = ok({"init"});
+  CHECK(r.out.find("schema version 1") != std::string::npos);
+  const std::string before = fingerprint(db);
+  ok({"init"});
+  CHECK(fingerprint(db) == before);
+  auto j = ok({"--json", "migrate"}).parsed();
+  CHECK(j["schema_version"] == j["supported_schema_version"]);
+  // The database comes from $MODELREG_DB when --db is absent; ./modelreg.db otherwise.
+  CHECK(run({"init"}, false).status == 0);
+  CHECK(std::filesystem::exists(dir / "modelreg.db"));
+}
+
+TEST_CASE_FIXTURE(Cli, "register records every option and list shows models and versions") {
+  seed();
+  auto v = ok({"--json", "show", "fraud@1"}).parsed();
+  CHECK(v["ref"] == "fraud@1");
+  CHECK(v["label"] == "v1.0.0");
+  CHECK(v["metrics"]["f1"] == 0.80);
+  CHECK(v["params"]["C"] == "1.0");
+  CHECK(v["features"].size() == 2);
+  CHECK(v["features"][1]["dtype"] == "int32");
+  CHECK(v["tags"]["stage"] == "dev");
+  CHECK(v["notes"] == "first");
+  CHECK(v["datasets"][0]["role"] == "train");
+  CHECK(v["datasets"][0]["sha256"].get<std::string>().size() == 64);
+  CHECK(v["blob"]["raw_size"] == 50'000);
+  CHECK(v["children"][0]["ref"] == "fraud@2");
+  CHECK(v["events"].size() == 3);  // register, promote to 1, promote away from 1
+
+  auto reg = ok({"--json", "register", "other", "--file", file("o.bin", "other bytes").string(), "--format", "onnx",
+                 "--type", "Custom", "--level", "0", "--features-file", file("f.csv", "a,b,c\n").string()})
+                 .parsed();
+  CHECK(reg["ref"] == "other@1");
+  CHECK(reg["format"] == "onnx");
+  CHECK(reg["type_name"] == "Custom");
+  CHECK(reg["blob"]["codec"] == "none");
+  CHECK(reg["features"].size() == 3);
+  auto text = ok({"register", "other", "--file", (dir / "o.bin").string()}).out;
+  CHECK(text.find("registered other@2") != std::string::npos);
+
+  auto models = ok({"--json", "list"}).parsed();
+  REQUIRE(models.size() == 2);
+  CHECK(models[0]["model"] == "fraud");
+  CHECK(models[0]["active_version"] == 2);
+  CHECK(models[0]["latest_version"] == 3);
+  CHECK(models[1]["active_version"].is_null());
+  auto table = ok({"list", "fraud"}).out;
+  CHECK(table.find("* fraud@2") != std::string::npos);
+  CHECK(table.find("VERSION") != std::string::npos);
+
+  auto filtered = ok({"--json", "list", "fraud", "--where", "f1>=0.81", "--order-by", "f1"}).parsed();
+  REQUIRE(filtered.size() == 2);
+  CHECK(filtered[0]["ref"] == "fraud@2");
+  CHECK(filtered[1]["ref"] == "fraud@3");
+  CHECK(ok({"--json", "list", "fraud", "--tag", "stage=dev"}).parsed().size() == 1);
+  CHECK(ok({"--json", "list", "fraud", "--order-by", "f1", "--ascending", "--limit", "1"}).parsed()[0]["ref"] ==
+        "fraud@1");
+  ok({"archive", "fraud@3"});
+  CHECK(ok({"--json", "list", "fraud"}).parsed().size() == 2);
+  CHECK(ok({"--json", "list", "fraud", "--all"}).parsed().size() == 3);
+}
+
+TEST_CASE_FIXTURE(Cli, "compare, history and lineage in text, JSON, DOT and Mermaid") {
+  seed();
+  auto c = ok({"--json", "compare", "fraud@1", "fraud@2"}).parsed();
+  CHECK(c["a"] == "fraud@1");
+  REQUIRE(c["metrics"].size() == 2);
+  CHECK(c["metrics"][1]["metric"] == "f1");
+  CHECK(c["metrics"][1]["difference"].get<double>() == doctest::Approx(0.06));
+  CHECK(c["metrics"][0]["b"].is_null());
+  auto one = ok({"--json", "compare", "fraud@1", "fraud@2", "--metric", "f1"}).parsed();
+  CHECK(one["metrics"].size() == 1);
+  CHECK(ok({"compare", "fraud@1", "fraud@2"}).out.find("+0.06") != std::string::npos);
+
+  auto h = ok({"--json", "history", "fraud"}).parsed();
+  REQUIRE(h.size() == 5);
+  CHECK(h[4]["kind"] == "promote");
+  CHECK(h[4]["from_version"] == 1);
+  CHECK(h[4]["to_version"] == 2);
+  CHECK(h[4]["reason"] == "better");
+  CHECK(ok({"history", "fraud"}).out.find("first release") != std::string::npos);
+
+  auto tree = ok({"lineage", "fraud@3"}).out;
+  CHECK(tree.find("└─ fraud@2 (fine_tuned_from)") != std::string::npos);
+  CHECK(tree.find("   └─ fraud@1 (retrained_from)") != std::string::npos);
+  auto up = ok({"--json", "lineage", "fraud@3", "--ancestors"}).parsed();
+  CHECK(up["ancestors"].size() == 2);
+  CHECK_FALSE(up.contains("descendants"));
+  auto down = ok({"--json", "lineage", "fraud@1", "--descendants"}).parsed();
+  CHECK(down["descendants"].size() == 2);
+  CHECK(down["descendants"][1]["depth"] == 2);
+  CHECK(ok({"lineage", "fraud@3", "--format", "dot"}).out.find("\"fraud@3\" -> \"fraud@2\" [label=\"fine_tuned_from\"]") !=
+        std::string::npos);
+  CHECK(ok({"lineage", "fraud@3", "--format", "mermaid"}).out.find("-->|fine_tuned_from|") != std::string::npos);
+  CHECK(run({"lineage", "fraud@3", "--format", "svg"}).status == 2);
+  CHECK(run({"lineage", "fraud@3", "--ancestors", "--descendants"}).status == 2);
+}
+
+TEST_CASE_FIXTURE(Cli, "promote, guarded promote, rollback, archive, unarchive, delete and tags") {
+  seed();
+  refused({"promote", "fraud@3", "--require-better", "f1"}, 1, "below the active fraud@2");
+  auto t = ok({"--json", "promote", "fraud@3", "--reason", "canary"}).parsed();
+  CHECK(t["from_version"] == 2);
+  CHECK(t["to_version"] == 3);
+  CHECK(ok({"rollback", "fraud"}).out.find("fraud@2 is now active (was fraud@3)") != std::string::npos);
+  CHECK(ok({"--json", "rollback", "fraud"}).parsed()["to_version"] == 1);
+  refused({"rollback", "fraud"}, 1, "no earlier active version");
+  CHECK(ok({"--json", "rollback", "fraud", "--to", "fraud@3"}).parsed()["to_version"] == 3);
+
+  refused({"archive", "fraud@3"}, 1, "is the active version");
+  ok({"archive", "fraud@1", "--reason", "old"});
+  refused({"promote", "fraud@1"}, 1, "fraud@1 is archived");
+  ok({"unarchive", "fraud@1"});
+  ok({"promote", "fraud@1"});
+  ok({"promote", "fraud@2"});
+  refused({"delete", "fraud@1"}, 1, "not archived");
+  ok({"archive", "fraud@1"});
+  refused({"delete", "fraud@1"}, 1, "records it as a parent");
+
+  auto tags = ok({"--json", "tag", "fraud@2", "stage=prod", "owner=risk"}).parsed();
+  CHECK(tags["tags"]["stage"] == "prod");
+  CHECK(tags["tags"]["owner"] == "risk");
+  CHECK(ok({"--json", "tag", "fraud@2", "--remove", "owner"}).parsed()["tags"].size() == 1);
+  refused({"tag", "fraud@2", "--remove", "nope"}, 1, "has no tag 'nope'");
+  auto h = ok({"--json", "history", "fraud"}).parsed();
+  CHECK(h.back()["kind"] == "untag");
+}
+
+TEST_CASE_FIXTURE(Cli, "get writes verified bytes to a file or stdout") {
+  seed();
+  ok({"get", "fraud@1", "-o", (dir / "out.bin").string()});
+  CHECK(slurp(dir / "out.bin") == test::compressible_bytes(50'000, 1));
+  auto j = ok({"--json", "get", "fraud", "-o", (dir / "active.bin").string()}).parsed();
+  CHECK(j["ref"] == "fraud@2");
+  CHECK(slurp(dir / "active.bin") == test::compressible_bytes(50'000, 2));
+  CHECK(ok({"get", "fraud@3", "-o", "-"}).out == test::compressible_bytes(50'000, 3));
+  refused({"get", "fraud@3", "-o", (dir / "no-such-dir" / "x.bin").string()}, 1, "cannot write");
+}
+
+TEST_CASE_FIXTURE(Cli, "export and import carry versions, metadata and lineage, all or nothing") {
+  seed();
+  const auto bundle = dir / "fraud.bundle";
+  auto e = ok({"--json", "export", "fraud@2", "fraud@3", "-o", bundle.string()}).parsed();
+  CHECK(e["versions"].size() == 2);
+  refused({"export", "fraud@1", "-o", bundle.string()}, 1, "already exists");
+
+  Cli other;
+  auto i = other.ok({"--json", "import", bundle.string()}).parsed();
+  CHECK(i["imported"] == json::array({"fraud@2", "fraud@3"}));
+  CHECK(i["dropped_lineage"].size() == 1);  // fraud@2's parent fraud@1 is not in the other registry
+  auto v3 = other.ok({"--json", "show", "fraud@3"}).parsed();
+  CHECK(v3["parents"][0]["ref"] == "fraud@2");  // kept: the parent came along
+  CHECK(v3["metrics"]["f1"] == 0.82);
+  auto v2 = other.ok({"--json", "show", "fraud@v1.1.0"}).parsed();
+  CHECK(v2["version"] == 2);
+  CHECK(v2["created_at"] == ok({"--json", "show", "fraud@2"}).parsed()["created_at"]);
+  CHECK(other.ok({"get", "fraud@3", "-o", "-"}).out == test::compressible_bytes(50'000, 3));
+
+  // Importing again is a no-op; importing into the source finds everything already there.
+  auto again = other.ok({"--json", "import", bundle.string()}).parsed();
+  CHECK(again["imported"].empty());
+  CHECK(again["already_present"].size() == 2);
+  CHECK(ok({"--json", "import", bundle.string()}).parsed()["already_present"].size() == 2);
+
+  // A conflict: the target has a different fraud@2. Nothing is imported, not even fraud@3.
+  Cli third;
+  third.ok({"register", "fraud", "--file", third.file("x.bin", "x").string()});
+  third.ok({"register", "fraud", "--file", third.file("y.bin", "y").string()});
+  third.refused({"import", bundle.string()}, 1, "fraud@2 already exists here with different bytes");
+  CHECK(third.ok({"--json", "list", "fraud"}).parsed().size() == 2);
+}
+
+TEST_CASE_FIXTURE(Cli, "a corrupted bundle is refused and the database is unchanged") {
+  seed();
+  const auto bundle = dir / "b.bundle";
+  ok({"export", "fraud@1", "fraud@2", "-o", bundle.string()});
+  {
+    // Flip one byte inside a stored chunk.
+    SQLite::Database d(bundle, SQLite::OPEN_READWRITE);
+    SQLite::Statement q(d, "SELECT rowid FROM blob_chunks LIMIT 1");
+    REQUIRE(q.executeStep());
+    const auto rowid = q.getColumn(0).getInt64();
+    q.reset();
+    sqlite3_blob* b = nullptr;
+    REQUIRE(sqlite3_blob_open(d.getHandle(), "main", "blob_chunks", "data", rowid, 1, &b) == SQLITE_OK);
+    unsigned char byte = 0;
+    sqlite3_blob_read(b, &byte, 1, 10);
+    byte ^= 0xff;
+    sqlite3_blob_write(b, &byte, 1, 10);
+    sqlite3_blob_close(b);
+  }
+  Cli other;
+  other.ok({"init"});
+  other.refused({"import", bundle.string()}, 1, "corrupt");
+  CHECK(other.ok({"--json", "list"}).parsed().empty());
+  refused({"import", file("junk.bundle", std::string(5000, 'j')).string()}, 1, "not a valid modelreg bundle");
+  refused({"import", (dir / "missing.bundle").string()}, 1, "does not exist");
+}
+
+TEST_CASE_FIXTURE(Cli, "verify checks every version and reports each bad one") {
+  seed();
+  auto good = ok({"--json", "verify"}).parsed();
+  CHECK(good["ok"] == true);
+  CHECK(good["versions_checked"] == 3);
+  CHECK(ok({"verify", "fraud@2"}).out.find("ok: 1 version checked") != std::string::npos);
+  {
+    SQLite::Database d(db, SQLite::OPEN_READWRITE);
+    SQLite::Statement q(d, "SELECT c.rowid FROM blob_chunks c JOIN versions v ON v.blob_id = c.blob_id WHERE v.number = 3");
+    REQUIRE(q.executeStep());
+    const auto rowid = q.getColumn(0).getInt64();
+    q.reset();
+    sqlite3_blob* b = nullptr;
+    REQUIRE(sqlite3_blob_open(d.getHandle(), "main", "blob_chunks", "data", rowid, 1, &b) == SQLITE_OK);
+    unsigned char byte = 0;
+    sqlite3_blob_read(b, &byte, 1, 5);
+    byte ^= 1;
+    sqlite3_blob_write(b, &byte, 1, 5);
+    sqlite3_blob_close(b);
+  }
+  Result r = run({"verify"});
+  CHECK(r.status == 1);
+  CHECK(r.out.find("BAD fraud@3") != std::string::npos);
+  auto j = json::parse(run({"--json", "verify"}).out);
+  CHECK(j["ok"] == false);
+  REQUIRE(j["bad_versions"].size() == 1);
+  CHECK(j["bad_versions"][0]["ref"] == "fraud@3");
+  CHECK(run({"verify", "fraud@1"}).status == 0);
+  refused({"get", "fraud@3", "-o", (dir / "bad.bin").string()}, 1, "fraud@3");
+  CHECK_FALSE(std::filesystem::exists(dir / "bad.bin"));
+}
+
+TEST_CASE_FIXTURE(Cli, "gc deletes archived versions the history does not need and frees their blobs") {
+  seed();
+  ok({"register", "fraud", "--file", file("m4.bin", test::compressible_bytes(50'000, 4)).string()});
+  ok({"archive", "fraud@4"});  // never active, no children: collectable
+  ok({"archive", "fraud@3"});  // a lineage leaf, never active: collectable
+  ok({"archive", "fraud@1"});  // was active: kept for the rollback history (and it is a parent)
+  const std::string before = fingerprint(db);
+  auto dry = ok({"--json", "gc", "--dry-run"}).parsed();
+  CHECK(dry["dry_run"] == true);
+  CHECK(dry["versions_deleted"] == json::array({"fraud@4", "fraud@3"}));
+  CHECK(dry["blobs_removed"] == 2);
+  CHECK(fingerprint(db) == before);
+  auto done = ok({"--json", "gc"}).parsed();
+  CHECK(done["versions_deleted"] == json::array({"fraud@4", "fraud@3"}));
+  CHECK(done["versions_kept"] == json::array({"fraud@1"}));
+  CHECK(done["bytes_freed"].get<int>() > 0);
+  CHECK(ok({"--json", "list", "fraud", "--all"}).parsed().size() == 2);
+  CHECK(ok({"--json", "verify"}).parsed()["ok"] == true);
+  CHECK(ok({"--json", "gc"}).parsed()["blobs_removed"] == 0);
+}
+
+TEST_CASE_FIXTURE(Cli, "sql reads with the views and refuses every write") {
+  seed();
+  auto rows = ok({"--json", "sql", "SELECT model, version, value FROM version_metrics WHERE metric = 'f1' ORDER BY version"})
+                  .parsed();
+  REQUIRE(rows.size() == 3);
+  CHECK(rows[1]["value"] == 0.86);
+  CHECK(rows[1]["version"] == 2);
+  auto csv = ok({"sql", "SELECT model, label FROM model_versions ORDER BY version", "--csv"}).out;
+  CHECK(csv == "model,label\nfraud,v1.0.0\nfraud,v1.1.0\nfraud,\n");
+  CHECK(ok({"sql", "PRAGMA table_info(versions)"}).out.find("model_id") != std::string::npos);
+  for (const char* bad : {"INSERT INTO models(name, created_at) VALUES ('x', 'y')", "DROP TABLE events",
+                          "UPDATE versions SET notes = 'x'", "DELETE FROM events", "ATTACH 'other.db' AS o",
+                          "PRAGMA user_version = 99", "PRAGMA journal_mode = DELETE", "SELECT load_extension('x')",
+                          "VACUUM INTO 'copy.db'", "CREATE TABLE t(x)", "SELECT 1; DELETE FROM tags"}) {
+    CAPTURE(bad);
+    refused({"sql", bad}, 1, "read-only");
+  }
+  CHECK_FALSE(std::filesystem::exists(dir / "copy.db"));
+  CHECK_FALSE(std::filesystem::exists(dir / "other.db"));
+  refused({"sql", "SELECT nonsense FROM nowhere"}, 1, "no such table");
+}
+
+TEST_CASE_FIXTURE(Cli, "bad inputs give the documented error and status and change nothing") {
+  seed();
+  refused({"show", "fraud@9"}, 1, "model 'fraud' has no version 9 (latest is 3)");
+  refused({"show", "ghost"}, 1, "model 'ghost' does not exist");
+  refused({"show", "fr aud@1"}, 2, "not a valid model reference");
+  refused({"show", "fraud@"}, 2, "nothing after '@'");
+  refused({"promote", "fraud@0"}, 2, "whole number from 1");
+  refused({"register", "fraud", "--file", (dir / "m1.bin").string(), "--metric", "f1=abc"}, 2,
+          "--metric f1=abc: 'abc' is not a finite number");
+  refused({"register", "fraud", "--file", (dir / "m1.bin").string(), "--metric", "f1"}, 2, "expected NAME=VALUE");
+  refused({"register", "fraud", "--file", (dir / "nope.bin").string()}, 1, "cannot open model file");
+  refused({"register", "fraud", "--file", dir.path().string()}, 1, "is a directory");
+  refused({"register", "fraud", "--file", (dir / "m1.bin").string(), "--label", "v1.0.0"}, 1, "already taken");
+  refused({"register", "fraud", "--file", (dir / "m1.bin").string(), "--level", "42"}, 1, "level 42 is out of range");
+  refused({"register", "fraud", "--file", (dir / "m1.bin").string(), "--parent", "fraud@9"}, 1, "no version 9");
+  refused({"register", "-bad", "--file", (dir / "m1.bin").string()}, 2, "");
+  refused({"register", "fraud"}, 2, "--file is required");
+  refused({"rollback", "ghost"}, 1, "does not exist");
+  refused({"list", "--where", "f1>=0.8"}, 2, "give its NAME");
+  refused({"list", "fraud", "--where", "f1>>0.8"}, 2, "metric condition");
+  refused({"bogus"}, 2, "");
+  refused({}, 2, "subcommand");
+
+  // A file that is not SQLite, and a database that does not exist, for a read command.
+  Cli junk;
+  std::ofstream(junk.db) << std::string(4096, 'z');
+  junk.refused({"list"}, 1, "not a modelreg database");
+  CHECK(slurp(junk.db) == std::string(4096, 'z'));
+  Cli missing;
+  missing.refused({"list"}, 1, "does not exist");
+  CHECK_FALSE(std::filesystem::exists(missing.db));
+
+  // A read-only database: reads work, writes are refused.
+  CHECK(run({"--read-only", "list"}).status == 0);
+  refused({"--read-only", "promote", "fraud@3"}, 1, "read-only");
+  refused({"--read-only", "register", "fraud", "--file", (dir / "m1.bin").string()}, 1, "read-only");
+  if (::geteuid() != 0) {  // root ignores file permissions
+    std::filesystem::permissions(db, std::filesystem::perms::owner_read);
+    refused({"promote", "fraud@3"}, 1, "read-only");
+    std::filesystem::permissions(db, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write);
+  }
+}
+
+TEST_CASE_FIXTURE(Cli, "every command has --help with examples") {
+  for (const char* cmd : {"init", "migrate", "register", "list", "show", "compare", "promote", "rollback", "archive",
+                          "unarchive", "delete", "tag", "history", "lineage", "get", "export", "import", "verify", "gc",
+                          "sql"}) {
+    CAPTURE(cmd);
+    Result r = run({cmd, "--help"}, false);
+    CHECK(r.status == 0);
+    CHECK(r.out.find("Examples:") != std::string::npos);
+  }
+}

@@ -55,8 +55,7 @@ case "${1:-}" in
     install_packages
     build
     log "demonstration"
-    mkdir -p build/demo
-    ./build/examples/tour build/demo/tour.db
+    ./build/examples/fraud_demo build/demo
     ;;
   test)
     install_packages

@@ -50,7 +50,12 @@ json to_json(const ModelVersion& v) {
               {"params", v.params},
               {"features", features},
               {"tags", v.tags},
-              {"datasets", datasets}};
+              {"datasets", datasets},
+              // Doubles print in round-trip form, so the probe survives the trip exactly.
+              {"probe", v.probe ? json{{"n_features", v.probe->inputs.cols()},
+                                       {"inputs", v.probe->inputs.values()},
+                                       {"outputs", v.probe->outputs}}
+                                : json(nullptr)}};
 }
 
 // The metadata that defines a version's identity, for "is this the same version?" on import.
@@ -70,6 +75,7 @@ struct BundleVersion {
   std::string created_at;
   std::string created_by;
   bool archived = false;
+  std::optional<Probe> probe;
   std::vector<std::tuple<std::string, std::int64_t, std::string, std::string>> parents;  // model, number, relation, sha
 };
 
@@ -271,6 +277,15 @@ ImportReport Registry::import_bundle(const std::filesystem::path& bundle, const 
           bv.created_at = bv.metadata.at("created_at").get<std::string>();
           bv.created_by = bv.metadata.at("created_by").get<std::string>();
           bv.archived = bv.metadata.at("status").get<std::string>() == "archived";
+          if (const auto& p = bv.metadata.value("probe", json(nullptr)); !p.is_null()) {
+            Probe probe;
+            probe.inputs = Matrix(p.at("inputs").get<std::vector<double>>(), p.at("n_features").get<std::size_t>());
+            probe.outputs = p.at("outputs").get<std::vector<double>>();
+            if (probe.inputs.rows() != probe.outputs.size() || probe.outputs.empty() || probe.outputs.size() > 16) {
+              throw not_a_bundle(fmt::format("the probe of {} is malformed", where));
+            }
+            bv.probe = std::move(probe);
+          }
           for (const auto& p : bv.metadata.at("parents")) {
             bv.parents.emplace_back(p.at("model").get<std::string>(), p.at("number").get<std::int64_t>(),
                                     p.at("relation").get<std::string>(), p.at("sha256").get<std::string>());
@@ -417,7 +432,8 @@ ImportReport Registry::import_bundle(const std::filesystem::path& bundle, const 
       issue.bind(2, mid);
       issue.exec();
       const std::int64_t vid = impl_->insert_version(mid, bv.number, bv.spec, parents, bit->second, bv.created_at,
-                                                     bv.created_by.empty() ? actor : bv.created_by);
+                                                     bv.created_by.empty() ? actor : bv.created_by,
+                                                     bv.probe ? &*bv.probe : nullptr);
       if (bv.archived) {
         SQLite::Statement q(db, "UPDATE versions SET status = 'archived' WHERE id = ?");
         q.bind(1, vid);

@@ -104,7 +104,8 @@ bool MetricCondition::holds(double v) const noexcept {
 
 std::int64_t Registry::Impl::insert_version(std::int64_t mid, std::int64_t number, const NewVersion& spec,
                                             const std::vector<std::pair<std::int64_t, std::string>>& parents,
-                                            std::int64_t blob_id, const std::string& at, const std::string& creator) {
+                                            std::int64_t blob_id, const std::string& at, const std::string& creator,
+                                            const Probe* probe) {
   const std::int64_t vid = db->execAndGet("SELECT coalesce(max(id), 0) + 1 FROM versions").getInt64();
 
   // Content first, then the version row that seals it (see migrations/0001_initial.sql).
@@ -160,6 +161,17 @@ std::int64_t Registry::Impl::insert_version(std::int64_t mid, std::int64_t numbe
       q.reset();
     }
   }
+  if (probe != nullptr) {
+    const std::string inputs = detail::encode_doubles(probe->inputs.values());
+    const std::string outputs = detail::encode_doubles(probe->outputs);
+    SQLite::Statement q(*db, "INSERT INTO probes(version_id, n_rows, n_features, inputs, outputs) VALUES (?, ?, ?, ?, ?)");
+    q.bind(1, vid);
+    q.bind(2, static_cast<std::int64_t>(probe->inputs.rows()));
+    q.bind(3, static_cast<std::int64_t>(probe->inputs.cols()));
+    q.bind(4, inputs.data(), static_cast<int>(inputs.size()));
+    q.bind(5, outputs.data(), static_cast<int>(outputs.size()));
+    q.exec();
+  }
   {
     SQLite::Statement q(*db,
                         "INSERT INTO versions(id, model_id, number, label, format, type_name, blob_id, feature_count, "
@@ -191,7 +203,7 @@ std::int64_t Registry::Impl::insert_version(std::int64_t mid, std::int64_t numbe
 }
 
 ModelVersion Registry::Impl::register_from(const NewVersion& spec, detail::ByteSource& source,
-                                           const ProgressFn& progress) {
+                                           const ProgressFn& progress, const Probe* probe) {
   validate(spec, options);
   ensure_writable();
   const std::string creator = actor(spec.created_by);
@@ -238,7 +250,7 @@ ModelVersion Registry::Impl::register_from(const NewVersion& spec, detail::ByteS
     issue.reset();
     std::vector<std::pair<std::int64_t, std::string>> parent_ids;
     for (const auto& [row, relation] : parents) parent_ids.emplace_back(row.id, relation);
-    const std::int64_t vid = insert_version(mid, number, spec, parent_ids, blob.id, at, creator);
+    const std::int64_t vid = insert_version(mid, number, spec, parent_ids, blob.id, at, creator, probe);
     record_event(mid, "register", number, std::nullopt, std::nullopt, creator, "",
                  fmt::format("sha256={} raw_size={} stored_size={}{}", blob.info.sha256, blob.info.raw_size,
                              blob.info.stored_size, blob.deduplicated ? " deduplicated" : ""));

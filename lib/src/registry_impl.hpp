@@ -10,7 +10,9 @@
 #include <cmath>
 #include <cstdlib>
 #include <mutex>
+#include <cstring>
 #include <set>
+#include <span>
 
 #include <fmt/format.h>
 
@@ -144,6 +146,28 @@ inline void validate(const NewVersion& spec, const Options& options) {
 inline std::optional<std::int64_t> optional_int(const SQLite::Column& c) {
   if (c.isNull()) return std::nullopt;
   return c.getInt64();
+}
+
+// Doubles as IEEE-754 little-endian bytes (the probes table's encoding), independent of the host.
+inline std::string encode_doubles(std::span<const double> values) {
+  std::string out(values.size() * 8, '\0');
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    std::uint64_t bits;
+    std::memcpy(&bits, &values[i], 8);
+    for (int b = 0; b < 8; ++b) out[i * 8 + static_cast<std::size_t>(b)] = static_cast<char>((bits >> (8 * b)) & 0xff);
+  }
+  return out;
+}
+
+inline std::vector<double> decode_doubles(const void* data, std::size_t size) {
+  const auto* bytes = static_cast<const unsigned char*>(data);
+  std::vector<double> out(size / 8);
+  for (std::size_t i = 0; i < out.size(); ++i) {
+    std::uint64_t bits = 0;
+    for (int b = 0; b < 8; ++b) bits |= static_cast<std::uint64_t>(bytes[i * 8 + static_cast<std::size_t>(b)]) << (8 * b);
+    std::memcpy(&out[i], &bits, 8);
+  }
+  return out;
 }
 
 }  // namespace detail
@@ -336,6 +360,19 @@ struct Registry::Impl {
                                q.getColumn(2).getString());
       }
     }
+    {
+      SQLite::Statement q(*db, "SELECT n_rows, n_features, inputs, outputs FROM probes WHERE version_id = ?");
+      q.bind(1, id);
+      if (q.executeStep()) {
+        const auto cols = static_cast<std::size_t>(q.getColumn(1).getInt64());
+        const auto in = q.getColumn(2);
+        const auto out = q.getColumn(3);
+        Probe p;
+        p.inputs = Matrix(detail::decode_doubles(in.getBlob(), static_cast<std::size_t>(in.getBytes())), cols);
+        p.outputs = detail::decode_doubles(out.getBlob(), static_cast<std::size_t>(out.getBytes()));
+        v.probe = std::move(p);
+      }
+    }
     return v;
   }
 
@@ -401,9 +438,10 @@ struct Registry::Impl {
   // holds the write transaction, has validated `spec` and issued `number`.
   std::int64_t insert_version(std::int64_t model_id, std::int64_t number, const NewVersion& spec,
                               const std::vector<std::pair<std::int64_t, std::string>>& parents, std::int64_t blob_id,
-                              const std::string& at, const std::string& creator);
+                              const std::string& at, const std::string& creator, const Probe* probe = nullptr);
 
-  ModelVersion register_from(const NewVersion& spec, detail::ByteSource& source, const ProgressFn& progress);
+  ModelVersion register_from(const NewVersion& spec, detail::ByteSource& source, const ProgressFn& progress,
+                             const Probe* probe = nullptr);
   std::vector<LineageEdge> walk(const ModelRef& ref, int max_depth, bool up) const;
   void read_blob(const ModelRef& ref, const detail::ByteSink& sink, const ProgressFn& progress) const;
 };

@@ -12,6 +12,9 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "modelreg/checksum.hpp"
+#include "modelreg/labeled_data.hpp"
+#include "modelreg/training.hpp"
 #include "test_support.hpp"
 
 using nlohmann::json;
@@ -138,7 +141,7 @@ struct Cli {
 
 TEST_CASE_FIXTURE(Cli, "init creates the database idempotently and migrate reports the schema version") {
   auto r = ok({"init"});
-  CHECK(r.out.find("schema version 1") != std::string::npos);
+  CHECK(r.out.find(fmt::format("schema version {}", modelreg::Registry::supported_schema_version())) != std::string::npos);
   const std::string before = fingerprint(db);
   ok({"init"});
   CHECK(fingerprint(db) == before);
@@ -463,4 +466,121 @@ TEST_CASE_FIXTURE(Cli, "every command has --help with examples") {
     CHECK(r.status == 0);
     CHECK(r.out.find("Examples:") != std::string::npos);
   }
+}
+
+namespace {
+
+// A labeled CSV from the library's generator.
+std::filesystem::path write_data(Cli& cli, const std::string& name, std::size_t rows, std::uint64_t seed) {
+  modelreg::ClassificationSpec spec;
+  spec.rows = rows;
+  spec.features = 6;
+  spec.informative = 3;
+  spec.redundant = 1;
+  spec.positive_fraction = 0.2;
+  spec.class_sep = 1.5;
+  spec.seed = seed;
+  const auto path = cli.dir / name;
+  modelreg::write_csv(modelreg::make_classification(spec), path);
+  return path;
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(Cli, "train registers every model type with metrics, features, dataset and probe") {
+  const auto csv = write_data(*this, "train.csv", 1500, 1);
+  for (const auto& type : modelreg::built_in_model_types()) {
+    CAPTURE(type);
+    auto v = ok({"--json", "train", "fraud", "--csv", csv.string(), "--target", "is_fraud", "--type", type, "--param",
+                 type == "logistic_regression" ? "C=0.5" : "max_depth=6", "--seed", "3", "--test-fraction", "0.25"})
+                 .parsed();
+    CHECK(v["type_name"] == type);
+    CHECK(v["format"] == "modelreg-model");
+    CHECK(v["features"].size() == 6);
+    CHECK(v["features"][0]["name"] == "v1");
+    CHECK(v["metrics"]["roc_auc"].get<double>() > 0.8);
+    CHECK(v["metrics"]["test_rows"] == 375);
+    CHECK(v["datasets"][0]["sha256"] == modelreg::sha256_file(csv));
+    CHECK(v["tags"]["target"] == "is_fraud");
+    CHECK(v["params"].contains(type == "logistic_regression" ? "C" : "max_depth"));
+  }
+  auto text = ok({"train", "fraud", "--csv", csv.string(), "--target", "is_fraud", "--type", "decision_tree",
+                  "--test-csv", write_data(*this, "test.csv", 400, 2).string(), "--label", "v9",
+                  "--parent", "fraud@1:retrained_from"})
+                  .out;
+  CHECK(text.find("on 400 test rows") != std::string::npos);
+  CHECK(text.find("registered fraud@5 (v9)") != std::string::npos);
+  auto v5 = ok({"--json", "show", "fraud@v9"}).parsed();
+  CHECK(v5["parents"][0]["ref"] == "fraud@1");
+  CHECK(v5["datasets"].size() == 2);
+}
+
+TEST_CASE_FIXTURE(Cli, "predict scores a CSV in input order with the validated model") {
+  const auto csv = write_data(*this, "train.csv", 1500, 1);
+  ok({"train", "fraud", "--csv", csv.string(), "--target", "is_fraud", "--type", "random_forest", "--param",
+      "n_estimators=10", "--seed", "1"});
+  ok({"promote", "fraud@1"});
+  const auto rows = write_data(*this, "new.csv", 50, 9);
+  auto out = ok({"predict", "fraud", "--csv", rows.string()}).out;
+  std::istringstream lines(out);
+  std::string line;
+  std::getline(lines, line);
+  CHECK(line == "probability,label");
+  // The same numbers as the library gives for the same rows.
+  modelreg::Registry reg(db);
+  const auto loaded = reg.load_model(modelreg::ModelRef::parse("fraud"));
+  const auto data = modelreg::read_csv(rows, {"is_fraud", true});
+  const auto expected = loaded.model->predict_proba(data.x);
+  std::size_t n = 0;
+  while (std::getline(lines, line)) {
+    const auto comma = line.find(',');
+    REQUIRE(n < expected.size());
+    CHECK(std::stod(line.substr(0, comma)) == expected[n]);  // full precision
+    CHECK(line.substr(comma + 1) == (expected[n] > 0.5 ? "1" : "0"));
+    ++n;
+  }
+  CHECK(n == 50);
+  auto j = ok({"--json", "predict", "fraud@1", "--csv", rows.string()}).parsed();
+  CHECK(j["ref"] == "fraud@1");
+  CHECK(j["probabilities"].size() == 50);
+  ok({"predict", "fraud@1", "--csv", rows.string(), "-o", (dir / "scores.csv").string()});
+  CHECK(slurp(dir / "scores.csv") == out);
+
+  // Columns are matched by name: a reordered file gives the same scores; missing or foreign ones fail.
+  {
+    std::ofstream reordered(dir / "reordered.csv");
+    reordered << "v6,v5,v4,v3,v2,v1\n";
+    for (std::size_t r = 0; r < data.rows(); ++r) {
+      reordered << fmt::format("{},{},{},{},{},{}\n", data.x(r, 5), data.x(r, 4), data.x(r, 3), data.x(r, 2),
+                               data.x(r, 1), data.x(r, 0));
+    }
+  }
+  CHECK(ok({"--json", "predict", "fraud@1", "--csv", (dir / "reordered.csv").string()}).parsed()["probabilities"] ==
+        j["probabilities"]);
+  refused({"predict", "fraud@1", "--csv", file("missing.csv", "v1,v2,v3\n1,2,3\n").string()}, 1, "has no column 'v4'");
+  refused({"predict", "fraud@1", "--csv", file("extra.csv", "v1,v2,v3,v4,v5,v6,zz\n1,2,3,4,5,6,7\n").string()}, 1,
+          "column 'zz' that is not a feature");
+}
+
+TEST_CASE_FIXTURE(Cli, "train and predict refuse bad CSV files with the line and column") {
+  const auto csv = write_data(*this, "train.csv", 300, 1);
+  refused({"train", "m", "--csv", file("ragged.csv", "a,b,y\n1,2,0\n3,1\n").string(), "--target", "y", "--type",
+           "decision_tree"},
+          1, "ragged.csv:3: 2 cells, but the header has 3 columns");
+  refused({"train", "m", "--csv", file("text.csv", "a,b,y\n1,x,0\n").string(), "--target", "y", "--type",
+           "decision_tree"},
+          1, "text.csv:2: column 2 ('b'): 'x' is not a number");
+  refused({"train", "m", "--csv", csv.string(), "--target", "nope", "--type", "decision_tree"}, 1, "nope");
+  refused({"train", "m", "--csv", (dir / "absent.csv").string(), "--target", "y", "--type", "decision_tree"}, 1,
+          "absent.csv");
+  refused({"train", "m", "--csv", csv.string(), "--target", "is_fraud", "--type", "neural_net"}, 2, "neural_net");
+  refused({"train", "m", "--csv", csv.string(), "--target", "is_fraud", "--type", "random_forest", "--param",
+           "n_estimators=lots"},
+          1, "n_estimators");
+  refused({"train", "m", "--csv", csv.string(), "--target", "is_fraud", "--type", "decision_tree", "--test-fraction",
+           "1.5"},
+          2, "--test-fraction");
+  CHECK_FALSE(std::filesystem::exists(db));
+  ok({"register", "blob", "--file", file("b.bin", "bytes").string()});
+  refused({"predict", "blob@1", "--csv", csv.string()}, 1, "format check");
 }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "modelreg/matrix.hpp"
 #include "modelreg/model_ref.hpp"
 
 namespace modelreg {
@@ -62,6 +63,13 @@ struct BlobInfo {
 
 enum class VersionStatus { ready, archived };
 
+// A saved model's validation probe: a few input rows (at most 16) and the probability of the
+// positive class the model gave for each when it was saved. Loading predicts them again.
+struct Probe {
+  Matrix inputs;
+  std::vector<double> outputs;
+};
+
 // Everything the registry knows about one version.
 struct ModelVersion {
   VersionId id;
@@ -81,6 +89,8 @@ struct ModelVersion {
   std::vector<Dataset> datasets;
   // Direct parents only; use Registry::ancestors for the whole graph.
   std::vector<std::pair<VersionId, std::string>> parents;
+  // Present for models saved with Registry::save_model.
+  std::optional<Probe> probe;
 
   std::string ref_string() const { return id.to_string(); }
 };

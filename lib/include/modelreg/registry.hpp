@@ -27,6 +27,7 @@
 
 #include "modelreg/error.hpp"
 #include "modelreg/metadata.hpp"
+#include "modelreg/model.hpp"
 #include "modelreg/model_ref.hpp"
 
 namespace modelreg {
@@ -164,6 +165,22 @@ struct ImportReport {
   std::vector<std::string> dropped_lineage;
 };
 
+// The format string of versions saved with Registry::save_model (a model archive, see
+// model_archive.hpp). Any other format is an opaque artifact, loaded back as bytes.
+inline constexpr std::string_view kModelFormat = "modelreg-model";
+
+struct LoadOptions {
+  // Validation on load (archive header, type, feature count, probe). The checksum is always
+  // verified. Turning validation off is for forensics, never for serving. Default: true.
+  bool validate = true;
+};
+
+// A model loaded from the registry, with the version it came from.
+struct LoadedModel {
+  std::unique_ptr<Model> model;
+  ModelVersion version;
+};
+
 class Registry {
  public:
   // Opens (or creates) the database at `path` and applies pending migrations.
@@ -188,6 +205,22 @@ class Registry {
                                const ProgressFn& progress = {});
   ModelVersion register_file(const NewVersion& spec, const std::filesystem::path& file,
                              const ProgressFn& progress = {});
+
+  // ---- models ------------------------------------------------------------------------------
+  // Saves a trained model as a new version in one transaction: format kModelFormat, type_name and
+  // hyperparameters from the model (spec.params added on top), features from spec.features (which
+  // must then have model.n_features() entries) or named f0, f1, ..., and a probe: the first (at
+  // most 16) rows of `probe_rows` — or, without them, 16 fixed pseudo-random rows — with the
+  // model's outputs on them. Throws as register_bytes, and invalid_argument for an untrained model,
+  // a feature list or probe rows of the wrong width.
+  ModelVersion save_model(const Model& model, NewVersion spec, MatrixView probe_rows = {});
+  // Loads a model saved with save_model, checking in this order: checksum (Error(corruption));
+  // archive header compatible with this build (Error(incompatible)); archive type equals the
+  // stored type name; n_features() equals the registered feature list; the probe rows predicted
+  // again reproduce the stored outputs within 1e-9 (each Error(validation_failed)). Every message
+  // names the version, the check and the two values. An opaque artifact (another format) is
+  // Error(validation_failed) pointing at load_bytes.
+  LoadedModel load_model(const ModelRef& ref, const LoadOptions& options = {}) const;
 
   // ---- reading -----------------------------------------------------------------------------
   // The version REF names, with all its metadata; nullopt when the model or version is absent.

@@ -1,0 +1,64 @@
+// modelreg/decision_tree.hpp — a CART classification tree (Gini impurity), as scikit-learn's
+// DecisionTreeClassifier.
+//
+// Splits are found exactly, by scanning each candidate feature's rows in pre-sorted order (the
+// sort is done once per training run, not per node). predict_proba is the fraction of positive
+// training rows in the row's leaf. The tree is stored flat (see tree.hpp).
+//
+// Thread-safety: as Model (immutable after training; predict from any thread).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+
+#include "modelreg/model.hpp"
+#include "modelreg/tree.hpp"
+
+namespace modelreg {
+
+struct LabeledData;
+
+struct DecisionTreeParams {
+  std::optional<int> max_depth{};          // edges from root to deepest leaf, >= 1; none: unlimited
+  std::size_t min_samples_split = 2;       // a node with fewer rows is a leaf, >= 2
+  std::size_t min_samples_leaf = 1;        // every leaf keeps at least this many rows, >= 1
+  FeatureSubset max_features = FeatureSubset::all_features();  // features tried per split
+  std::uint64_t seed = 0;                  // feature order at each split (breaks ties)
+};
+
+class DecisionTree final : public Model {
+ public:
+  using Params = DecisionTreeParams;
+
+  // An untrained model (n_features() == 0); the target of deserialization.
+  DecisionTree() = default;
+
+  // Throws Error(invalid_argument) for bad parameters, a size mismatch, non-finite values or
+  // labels other than 0/1 (a single class is fine: the tree is one leaf).
+  static DecisionTree train(MatrixView x, std::span<const int> y, const Params& params = {});
+  static DecisionTree train(const LabeledData& data, const Params& params = {});
+
+  std::string type_name() const override { return "decision_tree"; }
+  std::size_t n_features() const override { return n_features_; }
+  std::map<std::string, std::string> hyperparameters() const override;
+
+  const Params& params() const noexcept { return params_; }
+  const Tree& tree() const noexcept { return tree_; }
+
+  template <class Archive>
+  void serialize(Archive& archive, unsigned version);
+
+ protected:
+  void compute_proba(MatrixView x, std::span<double> out) const override;
+
+ private:
+  Params params_;
+  std::size_t n_features_ = 0;
+  Tree tree_;
+};
+
+}  // namespace modelreg

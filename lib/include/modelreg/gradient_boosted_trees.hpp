@@ -1,0 +1,73 @@
+// modelreg/gradient_boosted_trees.hpp — gradient boosting with logistic loss, as scikit-learn's
+// GradientBoostingClassifier.
+//
+// Starts from the training log-odds; each round fits a regression tree (least squares, which is
+// Friedman's criterion) to the residuals y − p, sets each leaf to the Newton step
+// Σ(y − p) / Σ p(1 − p) times the learning rate, and adds it to the raw score.
+// predict_proba = sigmoid(initial log-odds + Σ leaf values). With subsample < 1 each round fits on
+// a random fraction of the rows (stochastic gradient boosting). Training is sequential.
+//
+// Thread-safety: as Model (immutable after training; predict from any thread).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "modelreg/model.hpp"
+#include "modelreg/tree.hpp"
+
+namespace modelreg {
+
+struct LabeledData;
+
+struct GradientBoostedTreesParams {
+  std::size_t n_estimators = 100;          // boosting rounds, >= 1
+  double learning_rate = 0.1;              // > 0
+  std::optional<int> max_depth = 3;        // >= 1; none: unlimited
+  std::size_t min_samples_split = 2;       // >= 2
+  std::size_t min_samples_leaf = 1;        // >= 1
+  double subsample = 1.0;                  // fraction of rows per round, in (0, 1]
+  FeatureSubset max_features = FeatureSubset::all_features();
+  std::uint64_t seed = 0;                  // row subsampling and feature order
+};
+
+class GradientBoostedTrees final : public Model {
+ public:
+  using Params = GradientBoostedTreesParams;
+
+  // An untrained model (n_features() == 0); the target of deserialization.
+  GradientBoostedTrees() = default;
+
+  // Throws Error(invalid_argument) for bad parameters, a size mismatch, non-finite values, labels
+  // other than 0/1, or a single class.
+  static GradientBoostedTrees train(MatrixView x, std::span<const int> y, const Params& params = {});
+  static GradientBoostedTrees train(const LabeledData& data, const Params& params = {});
+
+  std::string type_name() const override { return "gradient_boosted_trees"; }
+  std::size_t n_features() const override { return n_features_; }
+  std::map<std::string, std::string> hyperparameters() const override;
+
+  const Params& params() const noexcept { return params_; }
+  double initial_log_odds() const noexcept { return init_; }
+  const std::vector<Tree>& trees() const noexcept { return trees_; }
+  std::size_t node_count() const noexcept;
+
+  template <class Archive>
+  void serialize(Archive& archive, unsigned version);
+
+ protected:
+  void compute_proba(MatrixView x, std::span<double> out) const override;
+
+ private:
+  Params params_;
+  std::size_t n_features_ = 0;
+  double init_ = 0;
+  std::vector<Tree> trees_;
+};
+
+}  // namespace modelreg

@@ -1,0 +1,73 @@
+// modelreg/logistic_regression.hpp — L2-regularized logistic regression, trained by Newton's
+// method (IRLS with a backtracking line search) on standardized features.
+//
+// The objective is scikit-learn's: 0.5·|w|² + C·Σ log-loss, the intercept unpenalized — but on
+// features standardized with the training mean and (population) standard deviation, which the
+// model stores and applies at prediction; so the penalty does not depend on feature units. A
+// constant feature gets scale 1. Each Newton step costs O(rows·features² + features³): meant for
+// up to a few hundred features. Training is deterministic (no randomness, no seed).
+//
+// Thread-safety: as Model (immutable after training; predict from any thread).
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "modelreg/model.hpp"
+
+namespace modelreg {
+
+struct LabeledData;
+
+struct LogisticRegressionParams {
+  double C = 1.0;        // inverse regularization strength, > 0 (as scikit-learn's C)
+  int max_iter = 100;    // Newton iterations at most, >= 1
+  double tol = 1e-10;    // converged when max |gradient| <= tol · max(1, C · rows)
+};
+
+class LogisticRegression final : public Model {
+ public:
+  using Params = LogisticRegressionParams;
+
+  // An untrained model (n_features() == 0); the target of deserialization.
+  LogisticRegression() = default;
+
+  // Trains on rows x with labels y (0/1). Throws Error(invalid_argument) for bad parameters, a
+  // size mismatch, non-finite values, labels other than 0/1, or a single class. Not converging
+  // within max_iter is not an error: see converged().
+  static LogisticRegression train(MatrixView x, std::span<const int> y, const Params& params = {});
+  static LogisticRegression train(const LabeledData& data, const Params& params = {});
+
+  std::string type_name() const override { return "logistic_regression"; }
+  std::size_t n_features() const override { return coef_.size(); }
+  std::map<std::string, std::string> hyperparameters() const override;
+
+  const Params& params() const noexcept { return params_; }
+  // Weights on the standardized features, and the intercept.
+  const std::vector<double>& coefficients() const noexcept { return coef_; }
+  double intercept() const noexcept { return intercept_; }
+  const std::vector<double>& feature_means() const noexcept { return mean_; }
+  const std::vector<double>& feature_scales() const noexcept { return scale_; }
+  int iterations() const noexcept { return iterations_; }
+  bool converged() const noexcept { return converged_; }
+
+  template <class Archive>
+  void serialize(Archive& archive, unsigned version);
+
+ protected:
+  void compute_proba(MatrixView x, std::span<double> out) const override;
+
+ private:
+  Params params_;
+  std::vector<double> mean_;
+  std::vector<double> scale_;
+  std::vector<double> coef_;
+  double intercept_ = 0;
+  int iterations_ = 0;
+  bool converged_ = false;
+};
+
+}  // namespace modelreg

@@ -1,0 +1,75 @@
+// modelreg/random_forest.hpp — a random forest of CART trees, as scikit-learn's
+// RandomForestClassifier: each tree sees a bootstrap sample of the rows and tries sqrt(features)
+// features per split; predict_proba is the mean of the trees' leaf fractions.
+//
+// Training and prediction use all cores (std::thread). Each tree draws its randomness from its own
+// generator seeded by (seed, tree index), and probabilities are summed in tree order, so the model
+// and its predictions are bit-identical whatever the number of threads.
+//
+// Thread-safety: as Model (immutable after training; predict from any thread — each call may start
+// its own worker threads for large batches).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "modelreg/model.hpp"
+#include "modelreg/tree.hpp"
+
+namespace modelreg {
+
+struct LabeledData;
+
+struct RandomForestParams {
+  std::size_t n_estimators = 100;          // trees, >= 1
+  std::optional<int> max_depth{};          // >= 1; none: grow until leaves are pure (default)
+  std::size_t min_samples_split = 2;       // >= 2
+  std::size_t min_samples_leaf = 1;        // >= 1
+  FeatureSubset max_features = FeatureSubset::square_root();
+  bool bootstrap = true;                   // false: every tree sees every row once
+  std::uint64_t seed = 0;
+  // Worker threads for training and prediction; 0: one per core. Not a hyperparameter: it never
+  // changes the result, and it is not saved.
+  unsigned threads = 0;
+};
+
+class RandomForest final : public Model {
+ public:
+  using Params = RandomForestParams;
+
+  // An untrained model (n_features() == 0); the target of deserialization.
+  RandomForest() = default;
+
+  // Throws Error(invalid_argument) for bad parameters, a size mismatch, non-finite values or
+  // labels other than 0/1.
+  static RandomForest train(MatrixView x, std::span<const int> y, const Params& params = {});
+  static RandomForest train(const LabeledData& data, const Params& params = {});
+
+  std::string type_name() const override { return "random_forest"; }
+  std::size_t n_features() const override { return n_features_; }
+  std::map<std::string, std::string> hyperparameters() const override;
+
+  const Params& params() const noexcept { return params_; }
+  const std::vector<Tree>& trees() const noexcept { return trees_; }
+  std::size_t node_count() const noexcept;
+  // Threads used by predict_proba (0: one per core). Does not change results.
+  void set_threads(unsigned threads) noexcept { params_.threads = threads; }
+
+  template <class Archive>
+  void serialize(Archive& archive, unsigned version);
+
+ protected:
+  void compute_proba(MatrixView x, std::span<double> out) const override;
+
+ private:
+  Params params_;
+  std::size_t n_features_ = 0;
+  std::vector<Tree> trees_;
+};
+
+}  // namespace modelreg

@@ -1,0 +1,170 @@
+// LabeledData: the synthetic generator, CSV reading and writing, the stratified split.
+#include <cmath>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <doctest/doctest.h>
+
+#include "model_test_support.hpp"
+#include "modelreg/labeled_data.hpp"
+#include "test_support.hpp"
+
+using namespace modelreg;
+using test::code_of;
+using test::contains;
+using test::message_of;
+
+namespace {
+
+LabeledData parse(const std::string& text, const std::string& target = "y", bool required = true) {
+  std::istringstream in(text);
+  return read_csv(in, "data.csv", {.target = target, .target_required = required});
+}
+
+std::string error_of(const std::string& text, const std::string& target = "y") {
+  CHECK(code_of([&] { (void)parse(text, target); }) == Errc::invalid_argument);
+  return message_of([&] { (void)parse(text, target); });
+}
+
+}  // namespace
+
+TEST_CASE("the generator makes the table it is asked for, the same every time") {
+  ClassificationSpec spec;
+  spec.rows = 3000;
+  spec.features = 12;
+  spec.positive_fraction = 0.05;
+  spec.flip_y = 0.0;
+  const auto a = make_classification(spec);
+  CHECK(a.rows() == 3000);
+  CHECK(a.n_features() == 12);
+  CHECK(a.feature_names.front() == "v1");
+  CHECK(a.feature_names.back() == "v12");
+  CHECK(a.target_name == "is_fraud");
+  CHECK(a.positive_fraction() == doctest::Approx(0.05).epsilon(0.01));
+  a.check();
+  CHECK(make_classification(spec) == a);
+  spec.seed = 43;
+  CHECK_FALSE(make_classification(spec) == a);
+}
+
+TEST_CASE("label noise flips about half of flip_y of the labels") {
+  ClassificationSpec spec;
+  spec.rows = 20000;
+  spec.positive_fraction = 0.05;
+  spec.flip_y = 0.2;
+  // A fresh fair coin for 20% of the rows: 5% * 0.9 + 0.1 positives.
+  CHECK(make_classification(spec).positive_fraction() == doctest::Approx(0.05 * 0.8 + 0.1).epsilon(0.1));
+}
+
+TEST_CASE("impossible generator specs are refused") {
+  ClassificationSpec spec;
+  spec.informative = 15;
+  spec.redundant = 10;
+  CHECK(contains(message_of([&] { (void)make_classification(spec); }), "exceed features"));
+  spec = {};
+  spec.informative = 1;
+  CHECK(contains(message_of([&] { (void)make_classification(spec); }), "hypercube"));
+  spec = {};
+  spec.positive_fraction = 1.5;
+  CHECK(code_of([&] { (void)make_classification(spec); }) == Errc::invalid_argument);
+}
+
+TEST_CASE("a CSV written and read back gives exactly the same doubles") {
+  test::TempDir dir;
+  ClassificationSpec spec;
+  spec.rows = 300;
+  auto data = make_classification(spec);
+  data.x(0, 0) = 0.1 + 0.2;  // not the shortest decimal of anything short
+  data.x(1, 1) = -1e-300;
+  data.x(2, 2) = 123456789.123456789;
+  write_csv(data, dir / "d.csv");
+  const auto back = read_csv(dir / "d.csv", {.target = "is_fraud"});
+  CHECK(back == data);
+}
+
+TEST_CASE("CSV reading accepts quotes, spaces, CRLF, blank lines and a byte order mark") {
+  const auto data = parse("\xEF\xBB\xBF\"amount, EUR\", hour ,y\r\n1.5, 2 ,1\r\n\r\n-3e2,+4,0\r\n");
+  CHECK(data.feature_names == std::vector<std::string>{"amount, EUR", "hour"});
+  CHECK(data.rows() == 2);
+  CHECK(data.x.values() == std::vector<double>{1.5, 2, -300, 4});
+  CHECK(data.y == std::vector<int>{1, 0});
+  CHECK(data.target_name == "y");
+}
+
+TEST_CASE("the target may be any column, and may be optional") {
+  const auto middle = parse("a,y,b\n1,0,2\n3,1,4\n");
+  CHECK(middle.feature_names == std::vector<std::string>{"a", "b"});
+  CHECK(middle.x.values() == std::vector<double>{1, 2, 3, 4});
+  CHECK(middle.y == std::vector<int>{0, 1});
+  const auto unlabeled = parse("a,b\n1,2\n", "y", false);
+  CHECK_FALSE(unlabeled.has_labels());
+  CHECK(unlabeled.n_features() == 2);
+  const auto everything = parse("a,b\n1,2\n", "");
+  CHECK(everything.n_features() == 2);
+}
+
+TEST_CASE("CSV errors name the file, the line and the column") {
+  CHECK(contains(error_of(""), "data.csv: empty file"));
+  CHECK(contains(error_of("\n\n"), "empty file"));
+  CHECK(contains(error_of("a,b\n1,2\n"), "data.csv:1: no target column 'y' (the columns are: a, b)"));
+  CHECK(contains(error_of("a,y\n1,0\n1,0,5\n"), "data.csv:3: 3 cells, but the header has 2 columns"));
+  CHECK(contains(error_of("a,y\n1,0\n7\n"), "data.csv:3: 1 cells"));
+  CHECK(contains(error_of("a,b,y\n1,x2,0\n"), "data.csv:2: column 2 ('b'): 'x2' is not a number"));
+  CHECK(contains(error_of("a,b,y\n1,,0\n"), "data.csv:2: column 2 ('b') is empty"));
+  CHECK(contains(error_of("a,b,y\n1,nan,0\n"), "'nan' is not a finite number"));
+  CHECK(contains(error_of("a,y\n1,2\n"), "data.csv:2: column 2 ('y'): label '2' is not 0 or 1"));
+  CHECK(contains(error_of("a,y\n1,0.5\n"), "label '0.5' is not 0 or 1"));
+  CHECK(contains(error_of("a,a,y\n1,2,0\n"), "duplicate column name 'a'"));
+  CHECK(contains(error_of("a,,y\n1,2,0\n"), "column 2 has no name"));
+  CHECK(contains(error_of("y\n1\n"), "no feature columns"));
+  CHECK(contains(error_of("\"a,y\n"), "unterminated quote"));
+}
+
+TEST_CASE("columns can be put in a model's feature order, and a missing or extra column is named") {
+  const auto data = parse("b,a,y\n2,1,0\n4,3,1\n");
+  const std::vector<std::string> order{"a", "b"};
+  const auto ordered = data.with_features(order);
+  CHECK(ordered.feature_names == order);
+  CHECK(ordered.x.values() == std::vector<double>{1, 2, 3, 4});
+  CHECK(ordered.y == data.y);
+  const std::vector<std::string> wider{"a", "b", "c"};
+  CHECK(contains(message_of([&] { (void)data.with_features(wider); }), "missing column c"));
+  const std::vector<std::string> narrower{"a"};
+  CHECK(contains(message_of([&] { (void)data.with_features(narrower); }), "unexpected column b"));
+}
+
+TEST_CASE("a missing CSV file is not_found") {
+  CHECK(code_of([] { (void)read_csv("/nonexistent/data.csv", {.target = "y"}); }) == Errc::not_found);
+}
+
+TEST_CASE("the stratified split keeps the class balance, covers every row once and is repeatable") {
+  ClassificationSpec spec;
+  spec.rows = 2000;
+  spec.positive_fraction = 0.1;
+  auto data = make_classification(spec);
+  // Tag each row with its index in feature 0 so rows can be traced through the split.
+  for (std::size_t r = 0; r < data.rows(); ++r) data.x(r, 0) = static_cast<double>(r);
+  const auto split = stratified_split(data, 0.25, 5);
+  CHECK(split.train.rows() + split.test.rows() == data.rows());
+  const auto positives = static_cast<double>(std::count(data.y.begin(), data.y.end(), 1));
+  CHECK(std::count(split.test.y.begin(), split.test.y.end(), 1) == std::llround(positives * 0.25));
+  std::set<double> seen;
+  for (const auto* part : {&split.train, &split.test}) {
+    double previous = -1;
+    for (std::size_t r = 0; r < part->rows(); ++r) {
+      const double index = part->x(r, 0);
+      CHECK(index > previous);  // the original order is kept
+      previous = index;
+      CHECK(part->y[r] == data.y[static_cast<std::size_t>(index)]);
+      seen.insert(index);
+    }
+  }
+  CHECK(seen.size() == data.rows());
+  CHECK(stratified_split(data, 0.25, 5).test == split.test);
+  CHECK_FALSE(stratified_split(data, 0.25, 6).test == split.test);
+  CHECK(code_of([&] { (void)stratified_split(data, 1.0, 5); }) == Errc::invalid_argument);
+  LabeledData unlabeled = data;
+  unlabeled.y.clear();
+  CHECK(code_of([&] { (void)stratified_split(unlabeled, 0.2, 5); }) == Errc::invalid_argument);
+}

@@ -956,6 +956,13 @@ IntegrityReport Registry::check(const std::optional<ModelRef>& only, const Progr
   return report;
 }
 
+std::int64_t Registry::data_version() const {
+  return guarded("reading the data version", [&] {
+    std::lock_guard lock(impl_->mutex);
+    return impl_->db->execAndGet("PRAGMA data_version").getInt64();
+  });
+}
+
 int Registry::schema_version() const {
   return guarded("reading the schema version", [&] {
     std::lock_guard lock(impl_->mutex);

@@ -292,6 +292,9 @@ class Registry {
   ImportReport import_bundle(const std::filesystem::path& bundle, const ProgressFn& progress = {});
 
   // ---- schema ------------------------------------------------------------------------------
+  // PRAGMA data_version of this registry's connection: it changes when another connection (in
+  // this or another process) commits, and costs no I/O when nothing changed. Watchers poll it.
+  std::int64_t data_version() const;
   int schema_version() const;
   static int supported_schema_version() noexcept;
   const std::filesystem::path& path() const noexcept;

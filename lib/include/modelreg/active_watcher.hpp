@@ -1,0 +1,105 @@
+// modelreg/active_watcher.hpp — follow a model's active version and hot-swap to it.
+//
+// An ActiveWatcher owns its own read-only connection to the registry and polls PRAGMA
+// data_version (no I/O when nothing changed). Only when another connection has committed does it
+// read the model's active version; a new one is loaded and validated on the watcher's thread —
+// never on a request thread — and then published with one atomic pointer swap. Requests take
+// current() — a shared_ptr copy, no lock — and keep the model they started with until they drop
+// it; a replaced model is destroyed on the watcher's thread once the last request has let go.
+//
+// A version that fails to load or validate never replaces the serving one: the failure is
+// recorded (status()), retried with exponential backoff, and a later promotion still swaps.
+// Rapid A→B→A changes collapse to whatever is active when the watcher looks.
+//
+// Thread-safety: current(), ready() and status() may be called from any number of threads at
+// once. poll_now() may be called from one thread at a time (it serializes itself).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "modelreg/metadata.hpp"
+#include "modelreg/model.hpp"
+
+namespace modelreg {
+
+class Registry;
+
+// One loaded, validated version. Immutable; shared by the requests that use it.
+struct ServedModel {
+  std::shared_ptr<const Model> model;
+  ModelVersion version;
+  std::string loaded_at;  // UTC, ISO 8601
+  double load_seconds = 0;
+};
+
+// Turns a version into a Model. The default is Registry::load_model with validation. A custom
+// loader serves any type: e.g. wrap an opaque artifact (format "onnx") in your own Model class.
+// Throw modelreg::Error (or any std::exception) to refuse the version.
+using ModelLoader = std::function<std::shared_ptr<const Model>(const Registry& registry, const ModelVersion& version)>;
+
+struct WatcherOptions {
+  // How often data_version is polled. Default: 100 ms.
+  std::chrono::milliseconds poll_interval{100};
+  // Default (empty): Registry::load_model with validation.
+  ModelLoader loader{};
+  // Backoff after a failed load of the same version: starts here, doubles, capped at retry_max.
+  // Defaults: 250 ms, 30 s.
+  std::chrono::milliseconds retry_initial{250};
+  std::chrono::milliseconds retry_max{30'000};
+  // Poll on a background thread (default). false: no thread; the owner calls poll_now() — the
+  // seam tests use to drive the watcher without sleeping.
+  bool background = true;
+  // The clock for backoff decisions. Default: steady_clock. Tests inject one.
+  std::function<std::chrono::steady_clock::time_point()> clock{};
+  // Receives one line per swap and per failed load. Default: none.
+  std::function<void(std::string_view line)> log{};
+};
+
+struct WatcherStatus {
+  std::optional<std::int64_t> serving_version;  // what current() returns
+  std::optional<std::int64_t> desired_version;  // the active version in the database, last seen
+  std::uint64_t swaps = 0;
+  std::uint64_t load_failures = 0;
+  std::uint64_t polls = 0;
+  std::uint64_t poll_errors = 0;
+  std::optional<std::string> last_error;        // "fraud@7: validation failed at the probe check: ..."
+  std::optional<std::string> last_error_at;
+  std::optional<std::string> last_swap_at;
+  double last_load_seconds = 0;                 // of the last successful load
+};
+
+class ActiveWatcher {
+ public:
+  // Opens `db` read-only (it must exist) and, with options.background, starts polling at once.
+  // Throws Error as Registry's constructor does.
+  ActiveWatcher(const std::filesystem::path& db, std::string model, WatcherOptions options = {});
+  // Stops the thread (waiting for a load in progress to finish).
+  ~ActiveWatcher();
+  ActiveWatcher(const ActiveWatcher&) = delete;
+  ActiveWatcher& operator=(const ActiveWatcher&) = delete;
+
+  // The serving version; null until the first successful load. Lock-free.
+  std::shared_ptr<const ServedModel> current() const noexcept;
+  bool ready() const noexcept { return current() != nullptr; }
+  const std::string& model_name() const noexcept;
+
+  // One poll cycle on the calling thread: reads data_version; when it changed (or a failed load is
+  // due for retry) reads the active version, and loads, validates and swaps to it when it differs
+  // from the serving one. Returns true when it swapped. Never throws: errors go to status().
+  bool poll_now();
+
+  WatcherStatus status() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace modelreg

@@ -1,0 +1,56 @@
+// modelreg/model_server.hpp — an embeddable server of one model, in the seed's shape: construct it
+// from a registry file and a model name, call predict, ask for status(). It follows the model's
+// active version with an ActiveWatcher (hot swap, zero downtime; see active_watcher.hpp).
+//
+// Thread-safety: predict and status may be called from any number of threads at once.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "modelreg/active_watcher.hpp"
+#include "modelreg/matrix.hpp"
+
+namespace modelreg {
+
+struct Prediction {
+  std::vector<double> probabilities;  // of the positive class, one per row
+  std::vector<int> labels;            // 1 where probability > 0.5
+  std::int64_t version = 0;           // the version that answered (all rows: the same one)
+};
+
+struct ServerStatus {
+  std::string model;
+  bool ready = false;
+  std::uint64_t requests = 0;  // predict calls
+  std::uint64_t errors = 0;    // of which failed (not ready, bad input)
+  double uptime_seconds = 0;
+  WatcherStatus watcher;       // serving and desired version, swaps, last swap, last error
+};
+
+class ModelServer {
+ public:
+  ModelServer(const std::filesystem::path& db, std::string model, WatcherOptions options = {});
+
+  // Scores a batch with the serving version. Throws Error(conflict) when no version serves yet
+  // (nothing promoted, or the first load failed) and Error(invalid_argument) for a batch of the
+  // wrong width.
+  Prediction predict(MatrixView rows);
+  std::vector<double> predict_proba(MatrixView rows) { return predict(rows).probabilities; }
+
+  ServerStatus status() const;
+  ActiveWatcher& watcher() noexcept { return watcher_; }
+  const ActiveWatcher& watcher() const noexcept { return watcher_; }
+
+ private:
+  ActiveWatcher watcher_;
+  std::chrono::steady_clock::time_point started_;
+  std::atomic<std::uint64_t> requests_{0};
+  std::atomic<std::uint64_t> errors_{0};
+};
+
+}  // namespace modelreg

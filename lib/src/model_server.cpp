@@ -1,0 +1,45 @@
+#include "modelreg/model_server.hpp"
+
+#include <fmt/format.h>
+
+#include "modelreg/error.hpp"
+
+namespace modelreg {
+
+ModelServer::ModelServer(const std::filesystem::path& db, std::string model, WatcherOptions options)
+    : watcher_(db, std::move(model), std::move(options)), started_(std::chrono::steady_clock::now()) {}
+
+Prediction ModelServer::predict(MatrixView rows) {
+  ++requests_;
+  // One snapshot for the whole batch: every row is answered by the same version.
+  const std::shared_ptr<const ServedModel> served = watcher_.current();
+  if (!served) {
+    ++errors_;
+    throw Error(Errc::conflict, fmt::format("model '{}' is not ready: no version has been promoted and loaded yet",
+                                            watcher_.model_name()));
+  }
+  try {
+    Prediction p;
+    p.probabilities = served->model->predict_proba(rows);
+    p.labels.reserve(p.probabilities.size());
+    for (double v : p.probabilities) p.labels.push_back(v > 0.5 ? 1 : 0);
+    p.version = served->version.id.number;
+    return p;
+  } catch (...) {
+    ++errors_;
+    throw;
+  }
+}
+
+ServerStatus ModelServer::status() const {
+  ServerStatus s;
+  s.model = watcher_.model_name();
+  s.ready = watcher_.ready();
+  s.requests = requests_.load();
+  s.errors = errors_.load();
+  s.uptime_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+  s.watcher = watcher_.status();
+  return s;
+}
+
+}  // namespace modelreg

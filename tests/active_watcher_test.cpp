@@ -1,0 +1,272 @@
+// ActiveWatcher and ModelServer, driven through poll_now() and an injected clock: no test here
+// sleeps to wait for a swap.
+#include <thread>
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+
+#include "modelreg/model_server.hpp"
+#include "modelreg/training.hpp"
+#include "model_test_support.hpp"
+#include "test_support.hpp"
+
+using namespace modelreg;
+using test::code_of;
+using test::contains;
+
+namespace {
+
+struct Fixture {
+  test::TempDir dir;
+  std::filesystem::path db = dir / "r.db";
+  Registry reg{db};
+  TrainTestSplit data = test::small_fraud();
+  std::chrono::steady_clock::time_point now{};  // the watcher's clock
+  std::vector<std::string> log;
+
+  // fraud@1..n: logistic regressions with different C (so their predictions differ).
+  void versions(int n) {
+    for (int i = 1; i <= n; ++i) {
+      auto m = train_model("logistic_regression", data.train, {{"C", fmt::format("{}", 0.01 * i)}});
+      NewVersion spec;
+      spec.model = "fraud";
+      reg.save_model(*m, spec, data.test.x);
+    }
+  }
+
+  WatcherOptions manual() {
+    WatcherOptions o;
+    o.background = false;
+    o.clock = [this] { return now; };
+    o.log = [this](std::string_view line) { log.emplace_back(line); };
+    return o;
+  }
+
+  void corrupt_blob_of(int number) {
+    auto d = test::raw(db);
+    SQLite::Statement q(d, "SELECT c.rowid FROM blob_chunks c JOIN versions v ON v.blob_id = c.blob_id "
+                           "WHERE v.number = ? LIMIT 1");
+    q.bind(1, number);
+    REQUIRE(q.executeStep());
+    const auto rowid = q.getColumn(0).getInt64();
+    q.reset();
+    sqlite3_blob* b = nullptr;
+    REQUIRE(sqlite3_blob_open(d.getHandle(), "main", "blob_chunks", "data", rowid, 1, &b) == SQLITE_OK);
+    unsigned char byte = 0;
+    sqlite3_blob_read(b, &byte, 1, 0);
+    byte ^= 0x80;
+    sqlite3_blob_write(b, &byte, 1, 0);
+    sqlite3_blob_close(b);
+  }
+};
+
+// A custom model whose destructor records the thread it ran on.
+class Recorder final : public Model {
+ public:
+  explicit Recorder(std::thread::id* died_on, std::size_t n) : died_on_(died_on), n_(n) {}
+  ~Recorder() override { *died_on_ = std::this_thread::get_id(); }
+  std::string type_name() const override { return "recorder"; }
+  std::size_t n_features() const override { return n_; }
+  std::map<std::string, std::string> hyperparameters() const override { return {}; }
+
+ protected:
+  void compute_proba(MatrixView x, std::span<double> out) const override {
+    for (std::size_t i = 0; i < x.rows(); ++i) out[i] = 0.25;
+  }
+
+ private:
+  std::thread::id* died_on_;
+  std::size_t n_;
+};
+
+}  // namespace
+
+TEST_CASE_FIXTURE(Fixture, "a watcher is not ready until a version is promoted, then serves it") {
+  versions(2);
+  ActiveWatcher w(db, "fraud", manual());
+  CHECK_FALSE(w.poll_now());
+  CHECK_FALSE(w.ready());
+  CHECK(w.current() == nullptr);
+  reg.promote(ModelRef::parse("fraud@1"));
+  CHECK(w.poll_now());
+  REQUIRE(w.ready());
+  CHECK(w.current()->version.id.number == 1);
+  CHECK(w.current()->model->type_name() == "logistic_regression");
+  const auto s = w.status();
+  CHECK(s.serving_version == 1);
+  CHECK(s.desired_version == 1);
+  CHECK(s.swaps == 1);
+  CHECK(s.polls == 2);
+  CHECK(log.size() == 1);
+  CHECK(contains(log[0], "swapped nothing -> fraud@1"));
+  // Nothing changed: the next poll reads only data_version and does nothing.
+  CHECK_FALSE(w.poll_now());
+  CHECK(w.status().swaps == 1);
+}
+
+TEST_CASE_FIXTURE(Fixture, "promote and rollback from another connection swap at the next poll") {
+  versions(3);
+  reg.promote(ModelRef::parse("fraud@1"));
+  ActiveWatcher w(db, "fraud", manual());
+  w.poll_now();
+  const auto old = w.current();
+  reg.promote(ModelRef::parse("fraud@3"));
+  CHECK(w.poll_now());
+  CHECK(w.current()->version.id.number == 3);
+  // A request that started before the swap still holds the old model, intact.
+  CHECK(old->version.id.number == 1);
+  CHECK(old->model->predict_proba(data.test.x).size() == data.test.rows());
+  reg.rollback("fraud");
+  CHECK(w.poll_now());
+  CHECK(w.current()->version.id.number == 1);
+  CHECK(w.status().swaps == 3);
+}
+
+TEST_CASE_FIXTURE(Fixture, "rapid A to B to A between two polls collapses to no swap") {
+  versions(2);
+  reg.promote(ModelRef::parse("fraud@1"));
+  ActiveWatcher w(db, "fraud", manual());
+  w.poll_now();
+  reg.promote(ModelRef::parse("fraud@2"));
+  reg.promote(ModelRef::parse("fraud@1"));
+  CHECK_FALSE(w.poll_now());
+  CHECK(w.status().swaps == 1);
+  CHECK(w.current()->version.id.number == 1);
+}
+
+TEST_CASE_FIXTURE(Fixture, "a version that fails to load never replaces the serving one, is retried with backoff, and a later promotion still swaps") {
+  versions(4);
+  reg.promote(ModelRef::parse("fraud@2"));
+  ActiveWatcher w(db, "fraud", manual());
+  w.poll_now();
+  corrupt_blob_of(3);
+  reg.promote(ModelRef::parse("fraud@3"));
+  CHECK_FALSE(w.poll_now());
+  CHECK(w.current()->version.id.number == 2);
+  auto s = w.status();
+  CHECK(s.load_failures == 1);
+  CHECK(s.desired_version == 3);
+  CHECK(s.serving_version == 2);
+  REQUIRE(s.last_error.has_value());
+  CHECK(contains(*s.last_error, "fraud@3"));
+  CHECK(contains(*s.last_error, "corrupt"));
+  CHECK(contains(log.back(), "failed to load fraud@3"));
+  CHECK(contains(log.back(), "still serving fraud@2"));
+
+  // Not retried before the backoff has passed; retried (and failing again) after; backoff doubles.
+  now += std::chrono::milliseconds(100);
+  w.poll_now();
+  CHECK(w.status().load_failures == 1);
+  now += std::chrono::milliseconds(200);
+  w.poll_now();
+  CHECK(w.status().load_failures == 2);
+  now += std::chrono::milliseconds(300);
+  w.poll_now();
+  CHECK(w.status().load_failures == 2);  // now waiting 500 ms
+  now += std::chrono::milliseconds(250);
+  w.poll_now();
+  CHECK(w.status().load_failures == 3);
+
+  reg.promote(ModelRef::parse("fraud@4"));
+  CHECK(w.poll_now());
+  CHECK(w.current()->version.id.number == 4);
+  CHECK(w.status().serving_version == 4);
+}
+
+TEST_CASE_FIXTURE(Fixture, "a version failing validation is refused the same way") {
+  versions(2);
+  reg.promote(ModelRef::parse("fraud@1"));
+  ActiveWatcher w(db, "fraud", manual());
+  w.poll_now();
+  {
+    auto d = test::raw(db);
+    d.exec("DROP TRIGGER probes_immutable");
+    d.exec("UPDATE probes SET outputs = zeroblob(length(outputs)) WHERE version_id = "
+           "(SELECT id FROM versions WHERE number = 2)");
+  }
+  reg.promote(ModelRef::parse("fraud@2"));
+  CHECK_FALSE(w.poll_now());
+  CHECK(w.current()->version.id.number == 1);
+  CHECK(contains(*w.status().last_error, "probe check"));
+}
+
+TEST_CASE_FIXTURE(Fixture, "a custom loader serves any artifact, and a replaced model dies on the watcher's thread") {
+  NewVersion spec;
+  spec.model = "custom";
+  spec.format = "my-format";
+  spec.features = {{"a"}, {"b"}};
+  reg.register_bytes(spec, "v1 bytes");
+  reg.register_bytes(spec, "v2 bytes");
+  reg.promote(ModelRef::parse("custom@1"));
+  std::thread::id died_on;
+  WatcherOptions o = manual();
+  o.loader = [&](const Registry& r, const ModelVersion& v) -> std::shared_ptr<const Model> {
+    CHECK(r.load_bytes(ModelRef::number(v.id.model, v.id.number)) == fmt::format("v{} bytes", v.id.number));
+    return std::make_shared<Recorder>(&died_on, v.features.size());
+  };
+  std::thread::id poller;
+  std::shared_ptr<const ServedModel> held;
+  {
+    ActiveWatcher w(db, "custom", o);
+    std::thread t([&] {
+      poller = std::this_thread::get_id();
+      w.poll_now();
+    });
+    t.join();
+    held = w.current();  // a "request" holds version 1
+    REQUIRE(held);
+    CHECK(held->model->predict_proba(Matrix(1, 2)) == std::vector<double>{0.25});
+    reg.promote(ModelRef::parse("custom@2"));
+    std::thread swap([&] { w.poll_now(); });
+    swap.join();
+    CHECK(w.current()->version.id.number == 2);
+    CHECK(died_on == std::thread::id{});  // still held by the request
+    held.reset();                          // the request ends; it does not destroy the model...
+    CHECK(died_on == std::thread::id{});
+    std::thread reaper([&] {
+      poller = std::this_thread::get_id();
+      w.poll_now();  // ...the watcher does, on its own thread
+    });
+    reaper.join();
+    CHECK(died_on == poller);
+  }
+}
+
+TEST_CASE_FIXTURE(Fixture, "the background thread picks up a promotion within a few poll intervals") {
+  versions(1);
+  WatcherOptions o;
+  o.poll_interval = std::chrono::milliseconds(5);
+  ActiveWatcher w(db, "fraud", o);
+  reg.promote(ModelRef::parse("fraud@1"));
+  // Waiting for a condition with a generous deadline (not a fixed sleep).
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!w.ready() && std::chrono::steady_clock::now() < deadline) std::this_thread::yield();
+  CHECK(w.ready());
+  CHECK(w.status().polls >= 1);
+}
+
+TEST_CASE_FIXTURE(Fixture, "a watcher refuses a missing database and a bad model name") {
+  CHECK(code_of([&] { ActiveWatcher w(dir / "missing.db", "fraud", manual()); }) == Errc::not_found);
+  CHECK(code_of([&] { ActiveWatcher w(db, "bad name", manual()); }) == Errc::invalid_argument);
+}
+
+TEST_CASE_FIXTURE(Fixture, "a model server predicts with the serving version and counts requests and errors") {
+  versions(2);
+  ModelServer server(db, "fraud", manual());
+  CHECK(code_of([&] { server.predict(data.test.x); }) == Errc::conflict);
+  CHECK_FALSE(server.status().ready);
+  reg.promote(ModelRef::parse("fraud@2"));
+  server.watcher().poll_now();
+  const Prediction p = server.predict(data.test.x);
+  CHECK(p.version == 2);
+  const auto expected = reg.load_model(ModelRef::parse("fraud@2")).model->predict_proba(data.test.x);
+  CHECK(p.probabilities == expected);
+  CHECK(p.labels.size() == expected.size());
+  CHECK(code_of([&] { server.predict(Matrix(2, 3)); }) == Errc::invalid_argument);
+  const ServerStatus s = server.status();
+  CHECK(s.ready);
+  CHECK(s.requests == 3);
+  CHECK(s.errors == 2);
+  CHECK(s.watcher.serving_version == 2);
+  CHECK(s.uptime_seconds >= 0);
+}

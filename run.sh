@@ -14,7 +14,7 @@ PACKAGES=(
   g++ meson ninja-build pkg-config cmake python3
   libsqlitecpp-dev libsqlite3-dev sqlite3
   libboost-serialization-dev libzstd-dev zstd libfmt-dev libssl-dev libxxhash-dev
-  libcli11-dev nlohmann-json3-dev doctest-dev
+  libcli11-dev nlohmann-json3-dev libcpp-httplib-dev doctest-dev
 )
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }

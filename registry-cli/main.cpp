@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_support.hpp"
+#include "serve.hpp"
 #include "modelreg/checksum.hpp"
 #include "modelreg/labeled_data.hpp"
 #include "modelreg/metrics.hpp"
@@ -1018,6 +1019,28 @@ int run(int argc, char** argv) {
   predict->add_option("--target", predict_target, "Label column to ignore (default: the one recorded by train)");
   examples(predict, "  modelreg predict fraud --csv new.csv -o scores.csv\n  modelreg predict fraud@3 --csv new.csv --json");
   predict->callback([&] { action = [&] { return cmd_predict(g, predict_ref, predict_csv, predict_out, predict_target); }; });
+
+  ServeArgs serve_args;
+  auto* serve = app.add_subcommand("serve", "Serve the model's active version over HTTP, hot-swapping on promotion");
+  serve->add_option("NAME", serve_args.model, "Model to serve")->required();
+  serve->add_option("--host", serve_args.host, "Address to bind (default 127.0.0.1)");
+  serve->add_option("--port", serve_args.port, "Port (default 8080; 0 picks a free one and prints it)");
+  serve->add_option("--poll-ms", serve_args.poll_ms, "How often to look for a new active version (default 100)");
+  serve->add_option("--threads", serve_args.threads, "HTTP worker threads; each open connection holds one (default 8 per core, at least 64)");
+  serve->add_option("--max-body-bytes", serve_args.max_body_bytes, "Largest request body (default 8 MiB)");
+  examples(serve,
+           "  modelreg serve fraud --port 8080\n"
+           "  curl -s localhost:8080/predict -d '{\"instances\": [[0.1, 2.3, ...]]}'\n"
+           "  curl -s localhost:8080/status");
+  serve->callback([&] {
+    action = [&] {
+      serve_args.db = g.db;
+      if (!is_valid_model_name(serve_args.model)) {
+        throw UsageError(fmt::format("'{}' is not a valid model name", serve_args.model));
+      }
+      return run_serve(serve_args);
+    };
+  });
 
   std::string sql_text;
   bool sql_csv = false;

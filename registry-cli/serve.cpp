@@ -1,0 +1,429 @@
+#include "serve.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <thread>
+
+#include <fmt/format.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "modelreg/model_server.hpp"
+#include "modelreg/registry.hpp"
+
+namespace modelreg::cli {
+namespace {
+
+using nlohmann::json;
+
+// A client mistake: 4xx with {"error": message}.
+struct HttpError {
+  int status;
+  std::string message;
+};
+
+enum Route : std::size_t { kInfer, kPredict, kHealth, kMetadata, kStatus, kMetrics, kOther, kRoutes };
+constexpr std::array<const char*, kRoutes> kRouteNames = {"infer", "predict", "health", "metadata", "status", "metrics", "other"};
+enum Outcome : std::size_t { kOk, kClientError, kNotReady, kServerError, kOutcomes };
+constexpr std::array<const char*, kOutcomes> kOutcomeNames = {"ok", "client_error", "not_ready", "server_error"};
+constexpr std::array<double, 14> kBuckets = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                             0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   2.5};
+
+// Counters for /metrics; every field is an atomic, updated without locks.
+struct HttpMetrics {
+  std::array<std::array<std::atomic<std::uint64_t>, kOutcomes>, kRoutes> requests{};
+  std::array<std::atomic<std::uint64_t>, kBuckets.size() + 1> latency{};  // inference routes only
+  std::atomic<std::uint64_t> latency_sum_ns{0};
+  std::atomic<std::uint64_t> rows{0};
+
+  void record(Route route, Outcome outcome, std::chrono::steady_clock::duration took) {
+    requests[route][outcome].fetch_add(1, std::memory_order_relaxed);
+    if (route != kInfer && route != kPredict) return;
+    const double s = std::chrono::duration<double>(took).count();
+    std::size_t b = 0;
+    while (b < kBuckets.size() && s > kBuckets[b]) ++b;
+    latency[b].fetch_add(1, std::memory_order_relaxed);
+    latency_sum_ns.fetch_add(static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(took).count()),
+                             std::memory_order_relaxed);
+  }
+};
+
+void reply(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+
+json parse_body(const httplib::Request& req) {
+  try {
+    return json::parse(req.body);
+  } catch (const json::parse_error& e) {
+    throw HttpError{400, fmt::format("malformed JSON: {}", e.what())};
+  }
+}
+
+// Appends the numbers of a (possibly nested) JSON array to `out`.
+void flatten(const json& j, std::vector<double>& out, bool fp32) {
+  if (j.is_array()) {
+    for (const auto& e : j) flatten(e, out, fp32);
+    return;
+  }
+  if (!j.is_number()) {
+    throw HttpError{400, fmt::format("element {} is not a number: {}", out.size(), j.dump())};
+  }
+  const double v = j.get<double>();
+  if (!std::isfinite(v)) throw HttpError{400, fmt::format("element {} is not a finite number", out.size())};
+  out.push_back(fp32 ? static_cast<double>(static_cast<float>(v)) : v);
+}
+
+std::string timestamp() {
+  const auto now = std::chrono::system_clock::now();
+  const std::time_t t = std::chrono::system_clock::to_time_t(now);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec);
+}
+
+class HttpFrontEnd {
+ public:
+  HttpFrontEnd(ModelServer& server, const ServeArgs& args) : server_(server), args_(args) {}
+
+  void install(httplib::Server& http) {
+    const std::string model = server_.watcher().model_name();
+    http.Get("/v2/health/live", wrap(kHealth, [](const httplib::Request&, httplib::Response& res) {
+      reply(res, 200, {{"live", true}});
+    }));
+    http.Get("/v2/health/ready", wrap(kHealth, [this](const httplib::Request&, httplib::Response& res) {
+      const bool ready = server_.watcher().ready();
+      reply(res, ready ? 200 : 400, {{"ready", ready}});
+    }));
+    http.Get("/v2", wrap(kMetadata, [](const httplib::Request&, httplib::Response& res) {
+      reply(res, 200, {{"name", "modelreg"}, {"version", "0.1.0"}, {"extensions", json::array()}});
+    }));
+    http.Get(R"(/v2/models/([^/]+))", wrap(kMetadata, [this](const httplib::Request& req, httplib::Response& res) {
+      const auto served = served_for(req.matches[1]);
+      json features = json::array();
+      for (const auto& f : served->version.features) features.push_back(f.name);
+      const auto n = static_cast<std::int64_t>(served->model->n_features());
+      reply(res, 200,
+            {{"name", served->version.id.model},
+             {"versions", json::array({std::to_string(served->version.id.number)})},
+             {"platform", "modelreg"},
+             {"type", served->model->type_name()},
+             {"inputs", json::array({{{"name", "input"}, {"datatype", "FP64"}, {"shape", {-1, n}}, {"features", features}}})},
+             {"outputs", json::array({{{"name", "label"}, {"datatype", "INT64"}, {"shape", {-1}}},
+                                      {{"name", "probability"}, {"datatype", "FP64"}, {"shape", {-1}}}})}});
+    }));
+    http.Get(R"(/v2/models/([^/]+)/ready)", wrap(kHealth, [this](const httplib::Request& req, httplib::Response& res) {
+      check_name(req.matches[1]);
+      const bool ready = server_.watcher().ready();
+      reply(res, ready ? 200 : 400, {{"name", req.matches[1].str()}, {"ready", ready}});
+    }));
+    auto infer = [this](const httplib::Request& req, httplib::Response& res) {
+      check_name(req.matches[1]);
+      std::optional<std::int64_t> wanted;
+      if (req.matches.size() > 2 && req.matches[2].matched) wanted = std::stoll(req.matches[2].str());
+      this->infer(req, res, wanted);
+    };
+    http.Post(R"(/v2/models/([^/]+)/infer)", wrap(kInfer, infer));
+    http.Post(R"(/v2/models/([^/]+)/versions/([0-9]{1,18})/infer)", wrap(kInfer, infer));
+    http.Post("/predict", wrap(kPredict, [this](const httplib::Request& req, httplib::Response& res) {
+      this->predict(req, res);
+    }));
+    http.Get("/status", wrap(kStatus, [this](const httplib::Request&, httplib::Response& res) {
+      reply(res, 200, status_json());
+    }));
+    http.Get("/metrics", wrap(kMetrics, [this](const httplib::Request&, httplib::Response& res) {
+      res.set_content(prometheus(), "text/plain; version=0.0.4");
+    }));
+    // Anything else (unknown path, body over the limit, ...): a JSON error, never an empty body.
+    http.set_error_handler([this](const httplib::Request& req, httplib::Response& res) {
+      if (!res.body.empty()) return;
+      std::string message = fmt::format("no such endpoint: {} {}", req.method, req.path);
+      if (res.status == 413) {
+        message = fmt::format("request body over the limit of {} bytes", args_.max_body_bytes);
+      } else if (res.status != 404) {
+        message = fmt::format("HTTP {}", res.status);
+      }
+      metrics_.record(kOther, kClientError, {});
+      reply(res, res.status, {{"error", message}});
+    });
+  }
+
+  static void log(std::string_view line) {
+    fmt::print(stderr, "{} {}\n", timestamp(), line);
+    std::fflush(stderr);
+  }
+
+ private:
+  template <class Handler>
+  httplib::Server::Handler wrap(Route route, Handler handler) {
+    return [this, route, handler](const httplib::Request& req, httplib::Response& res) {
+      const auto start = std::chrono::steady_clock::now();
+      Outcome outcome = kOk;
+      try {
+        handler(req, res);
+        if (res.status == 400 || res.status == 409 || res.status == 404) outcome = kClientError;
+      } catch (const HttpError& e) {
+        outcome = e.status == 503 ? kNotReady : kClientError;
+        reply(res, e.status, {{"error", e.message}});
+      } catch (const Error& e) {
+        outcome = e.code() == Errc::invalid_argument ? kClientError : kServerError;
+        reply(res, e.code() == Errc::invalid_argument ? 400 : 500, {{"error", e.what()}});
+      } catch (const std::exception& e) {
+        outcome = kServerError;
+        reply(res, 500, {{"error", e.what()}});
+      }
+      metrics_.record(route, outcome, std::chrono::steady_clock::now() - start);
+    };
+  }
+
+  void check_name(const std::string& name) const {
+    if (name != server_.watcher().model_name()) {
+      throw HttpError{404, fmt::format("unknown model '{}'; this server serves '{}'", name, server_.watcher().model_name())};
+    }
+  }
+
+  std::shared_ptr<const ServedModel> served_for(const std::string& name) const {
+    check_name(name);
+    auto served = server_.watcher().current();
+    if (!served) {
+      throw HttpError{503, fmt::format("model '{}' is not ready: no version has been promoted and loaded yet", name)};
+    }
+    return served;
+  }
+
+  // Scores `x` with one snapshot of the serving version.
+  std::pair<std::shared_ptr<const ServedModel>, std::vector<double>> score(const std::vector<double>& values,
+                                                                           std::size_t rows) {
+    auto served = served_for(server_.watcher().model_name());
+    const std::size_t n = served->model->n_features();
+    if (rows == 0) throw HttpError{400, "no rows to score"};
+    if (values.size() != rows * n) {
+      throw HttpError{400, fmt::format("expected {} features per row ({} values for {} rows), got {} values; "
+                                       "{} takes {} features",
+                                       n, rows * n, rows, values.size(), served->version.ref_string(), n)};
+    }
+    metrics_.rows.fetch_add(rows, std::memory_order_relaxed);
+    return {served, served->model->predict_proba(MatrixView(values.data(), rows, n))};
+  }
+
+  void infer(const httplib::Request& req, httplib::Response& res, std::optional<std::int64_t> wanted) {
+    const json body = parse_body(req);
+    if (!body.is_object() || !body.contains("inputs") || !body["inputs"].is_array() || body["inputs"].size() != 1) {
+      throw HttpError{400, "the body must be {\"inputs\": [{\"name\", \"shape\": [rows, features], \"datatype\": "
+                           "\"FP64\"|\"FP32\", \"data\": [...]}]} with exactly one input"};
+    }
+    const json& input = body["inputs"][0];
+    const std::string datatype = input.value("datatype", "FP64");
+    if (datatype != "FP64" && datatype != "FP32") {
+      throw HttpError{400, fmt::format("datatype '{}' is not supported; use FP64 or FP32", datatype)};
+    }
+    if (!input.contains("shape") || !input["shape"].is_array() || input["shape"].size() != 2 ||
+        !input["shape"][0].is_number_integer() || !input["shape"][1].is_number_integer() ||
+        input["shape"][0].get<std::int64_t>() < 1 || input["shape"][1].get<std::int64_t>() < 1) {
+      throw HttpError{400, "shape must be [rows, features] with positive integers"};
+    }
+    if (!input.contains("data")) throw HttpError{400, "the input has no \"data\""};
+    std::vector<double> values;
+    flatten(input["data"], values, datatype == "FP32");
+    const auto rows = static_cast<std::size_t>(input["shape"][0].get<std::int64_t>());
+    const auto cols = static_cast<std::size_t>(input["shape"][1].get<std::int64_t>());
+    if (values.size() != rows * cols) {
+      throw HttpError{400, fmt::format("shape [{}, {}] needs {} values, the data has {}", rows, cols, rows * cols,
+                                       values.size())};
+    }
+    auto current = server_.watcher().current();
+    if (current && current->model->n_features() != cols) {
+      throw HttpError{400, fmt::format("wrong feature count: {} takes {} features, the input has {}",
+                                       current->version.ref_string(), current->model->n_features(), cols)};
+    }
+    auto [served, proba] = score(values, rows);
+    if (wanted && *wanted != served->version.id.number) {
+      throw HttpError{409, fmt::format("version {} is not being served (serving {}); use /v2/models/{}/infer",
+                                       *wanted, served->version.id.number, served->version.id.model)};
+    }
+    std::vector<std::int64_t> labels;
+    labels.reserve(proba.size());
+    for (double p : proba) labels.push_back(p > 0.5 ? 1 : 0);
+    json out = {{"model_name", served->version.id.model},
+                {"model_version", std::to_string(served->version.id.number)},
+                {"outputs", json::array({{{"name", "label"}, {"datatype", "INT64"}, {"shape", {proba.size()}}, {"data", labels}},
+                                         {{"name", "probability"}, {"datatype", "FP64"}, {"shape", {proba.size()}}, {"data", proba}}})}};
+    if (body.contains("id")) out["id"] = body["id"];
+    reply(res, 200, out);
+  }
+
+  void predict(const httplib::Request& req, httplib::Response& res) {
+    const json body = parse_body(req);
+    if (!body.is_object() || !body.contains("instances") || !body["instances"].is_array()) {
+      throw HttpError{400, "the body must be {\"instances\": [[feature, ...], ...]}"};
+    }
+    const json& instances = body["instances"];
+    std::vector<double> values;
+    std::optional<std::size_t> width;
+    for (std::size_t r = 0; r < instances.size(); ++r) {
+      if (!instances[r].is_array()) throw HttpError{400, fmt::format("instance {} is not an array of numbers", r)};
+      if (width && instances[r].size() != *width) {
+        throw HttpError{400, fmt::format("instance {} has {} values, instance 0 has {}", r, instances[r].size(), *width)};
+      }
+      width = instances[r].size();
+      flatten(instances[r], values, false);
+    }
+    auto [served, proba] = score(values, instances.size());
+    std::vector<int> labels;
+    for (double p : proba) labels.push_back(p > 0.5 ? 1 : 0);
+    reply(res, 200, {{"predictions", labels}, {"probabilities", proba}, {"model_version", served->version.id.number}});
+  }
+
+  json status_json() const {
+    const ServerStatus s = server_.status();
+    auto opt = [](const auto& v) { return v ? json(*v) : json(nullptr); };
+    std::uint64_t served = 0, failed = 0;
+    for (std::size_t r = 0; r < kRoutes; ++r) {
+      for (std::size_t o = 0; o < kOutcomes; ++o) {
+        const auto n = metrics_.requests[r][o].load(std::memory_order_relaxed);
+        (o == kOk ? served : failed) += n;
+      }
+    }
+    return {{"model", s.model},
+            {"ready", s.ready},
+            {"requests_served", served},
+            {"requests_failed", failed},
+            {"rows_scored", metrics_.rows.load()},
+            {"serving_version", opt(s.watcher.serving_version)},
+            {"desired_version", opt(s.watcher.desired_version)},
+            {"swaps", s.watcher.swaps},
+            {"last_swap_at", opt(s.watcher.last_swap_at)},
+            {"load_failures", s.watcher.load_failures},
+            {"last_error", opt(s.watcher.last_error)},
+            {"last_error_at", opt(s.watcher.last_error_at)},
+            {"last_load_seconds", s.watcher.last_load_seconds},
+            {"polls", s.watcher.polls},
+            {"poll_errors", s.watcher.poll_errors},
+            {"uptime_seconds", s.uptime_seconds}};
+  }
+
+  std::string prometheus() const {
+    const ServerStatus s = server_.status();
+    std::string out;
+    auto line = [&](std::string text) { out += text + "\n"; };
+    line("# HELP modelreg_http_requests_total HTTP requests by route and outcome.");
+    line("# TYPE modelreg_http_requests_total counter");
+    for (std::size_t r = 0; r < kRoutes; ++r) {
+      for (std::size_t o = 0; o < kOutcomes; ++o) {
+        line(fmt::format("modelreg_http_requests_total{{route=\"{}\",outcome=\"{}\"}} {}", kRouteNames[r],
+                         kOutcomeNames[o], metrics_.requests[r][o].load()));
+      }
+    }
+    line("# HELP modelreg_inference_seconds Latency of /v2/.../infer and /predict requests.");
+    line("# TYPE modelreg_inference_seconds histogram");
+    std::uint64_t cumulative = 0;
+    for (std::size_t b = 0; b < kBuckets.size(); ++b) {
+      cumulative += metrics_.latency[b].load();
+      line(fmt::format("modelreg_inference_seconds_bucket{{le=\"{}\"}} {}", kBuckets[b], cumulative));
+    }
+    cumulative += metrics_.latency[kBuckets.size()].load();
+    line(fmt::format("modelreg_inference_seconds_bucket{{le=\"+Inf\"}} {}", cumulative));
+    line(fmt::format("modelreg_inference_seconds_sum {}", static_cast<double>(metrics_.latency_sum_ns.load()) / 1e9));
+    line(fmt::format("modelreg_inference_seconds_count {}", cumulative));
+    auto gauge = [&](const char* name, const char* help, const char* type, auto value) {
+      line(fmt::format("# HELP {} {}", name, help));
+      line(fmt::format("# TYPE {} {}", name, type));
+      line(fmt::format("{} {}", name, value));
+    };
+    gauge("modelreg_rows_scored_total", "Rows scored.", "counter", metrics_.rows.load());
+    gauge("modelreg_ready", "1 when a version serves.", "gauge", s.ready ? 1 : 0);
+    gauge("modelreg_serving_version", "The version answering requests (0: none).", "gauge",
+          s.watcher.serving_version.value_or(0));
+    gauge("modelreg_desired_version", "The active version in the database, last seen (0: none).", "gauge",
+          s.watcher.desired_version.value_or(0));
+    gauge("modelreg_swaps_total", "Hot swaps to a new version.", "counter", s.watcher.swaps);
+    gauge("modelreg_load_failures_total", "Versions that failed to load or validate.", "counter",
+          s.watcher.load_failures);
+    gauge("modelreg_last_load_seconds", "Load and validation time of the serving version.", "gauge",
+          s.watcher.last_load_seconds);
+    gauge("modelreg_polls_total", "Polls of the database.", "counter", s.watcher.polls);
+    gauge("modelreg_poll_errors_total", "Polls that failed.", "counter", s.watcher.poll_errors);
+    gauge("modelreg_uptime_seconds", "Seconds since the server started.", "gauge", s.uptime_seconds);
+    return out;
+  }
+
+  ModelServer& server_;
+  const ServeArgs& args_;
+  mutable HttpMetrics metrics_;
+};
+
+}  // namespace
+
+int run_serve(const ServeArgs& args) {
+  if (args.port < 0 || args.port > 65535) throw Error(Errc::invalid_argument, fmt::format("port {} is out of range", args.port));
+  if (args.poll_ms < 1) throw Error(Errc::invalid_argument, "--poll-ms must be at least 1");
+  // Block the stop signals in every thread (threads inherit the mask); one thread waits for them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  WatcherOptions options;
+  options.poll_interval = std::chrono::milliseconds(args.poll_ms);
+  options.log = [](std::string_view line) { HttpFrontEnd::log(line); };
+  ModelServer server(args.db, args.model, options);
+
+  httplib::Server http;
+  // A keep-alive connection holds a worker while it is open, so the pool is sized for connections,
+  // not for cores; idle workers cost only their stacks' address space.
+  const int threads = args.threads > 0 ? args.threads
+                                       : std::max(64, 8 * static_cast<int>(std::thread::hardware_concurrency()));
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(static_cast<std::size_t>(threads)); };
+  http.set_payload_max_length(args.max_body_bytes);
+  http.set_keep_alive_max_count(100'000);
+  http.set_tcp_nodelay(true);  // headers and body go out in separate writes: no Nagle delay
+  // httplib's default also sets SO_REUSEPORT, which would let a second server share a port in use
+  // (and split the traffic); take the port alone, or fail clearly.
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
+  HttpFrontEnd front(server, args);
+  front.install(http);
+
+  int port = args.port;
+  if (port == 0) {
+    port = http.bind_to_any_port(args.host);
+  } else if (!http.bind_to_port(args.host, port)) {
+    port = -1;
+  }
+  if (port < 0) {
+    throw Error(Errc::io_error, fmt::format("cannot listen on {}:{} (in use, or not an address of this machine); "
+                                            "choose another --port or --host",
+                                            args.host, args.port));
+  }
+  fmt::print("listening on http://{}:{} (model '{}', polling every {} ms, {} threads)\n", args.host, port, args.model,
+             args.poll_ms, threads);
+  std::fflush(stdout);
+
+  std::atomic<bool> signalled{false};
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    signalled = true;
+    HttpFrontEnd::log(fmt::format("received {}; draining in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM"));
+    http.stop();
+  });
+  const bool clean = http.listen_after_bind();
+  if (!signalled) kill(getpid(), SIGTERM);  // wake the waiter (the signal is blocked, so it is queued)
+  waiter.join();
+  HttpFrontEnd::log("stopped");
+  return clean || signalled ? 0 : 1;
+}
+
+}  // namespace modelreg::cli

@@ -1,0 +1,404 @@
+// `modelreg serve`, end to end: a real server process on 127.0.0.1 (a free port), real HTTP
+// clients, promotions from other processes.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <doctest/doctest.h>
+#include <fmt/format.h>
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "modelreg/training.hpp"
+#include "model_test_support.hpp"
+#include "test_support.hpp"
+
+using nlohmann::json;
+using namespace modelreg;
+
+namespace {
+
+const char* binary() {
+  static const char* bin = std::getenv("MODELREG_BIN");
+  REQUIRE(bin != nullptr);
+  return bin;
+}
+
+// Runs the modelreg command to completion; returns its exit status.
+int modelreg(const std::vector<std::string>& args) {
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    int null = ::open("/dev/null", O_WRONLY);
+    ::dup2(null, 1);
+    std::vector<char*> argv{const_cast<char*>(binary())};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    ::execv(binary(), argv.data());
+    ::_exit(127);
+  }
+  // A command that should finish but hangs (a server that should have refused to start) fails
+  // the test after a deadline instead of hanging it.
+  int status = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (::waitpid(pid, &status, WNOHANG) == 0) {
+    if (std::chrono::steady_clock::now() > deadline) {
+      ::kill(pid, SIGKILL);
+      ::waitpid(pid, &status, 0);
+      FAIL("modelreg ", fmt::format("{}", fmt::join(args, " ")), " did not finish within 60 s");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+// A `modelreg serve` child process; stopped with SIGTERM when the object dies.
+class ServerProcess {
+ public:
+  ServerProcess(const std::filesystem::path& db, const std::string& model, const std::filesystem::path& log) {
+    int out[2];
+    REQUIRE(::pipe(out) == 0);
+    pid_ = ::fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+      ::dup2(out[1], 1);
+      int err = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+      ::dup2(err, 2);
+      ::close(out[0]);
+      const std::string db_arg = db.string();
+      std::vector<const char*> argv{binary(), "--db", db_arg.c_str(), "serve", model.c_str(), "--port", "0",
+                                    "--poll-ms", "20", "--max-body-bytes", "100000", nullptr};
+      ::execv(binary(), const_cast<char* const*>(argv.data()));
+      ::_exit(127);
+    }
+    ::close(out[1]);
+    // The first line says where it listens: "listening on http://127.0.0.1:PORT ...".
+    std::string line;
+    char c;
+    while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
+    ::close(out[0]);
+    INFO(line);
+    const auto colon = line.find("127.0.0.1:");
+    REQUIRE(colon != std::string::npos);
+    port_ = std::stoi(line.substr(colon + 10));
+  }
+  ~ServerProcess() {
+    if (pid_ > 0) stop();
+  }
+  int port() const { return port_; }
+  // SIGTERM, then the exit status.
+  int stop() {
+    ::kill(pid_, SIGTERM);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+struct Fixture {
+  test::TempDir dir;
+  std::filesystem::path db = dir / "r.db";
+  TrainTestSplit data = test::small_fraud();
+
+  Fixture() {
+    Registry reg(db);
+    for (int i = 1; i <= 4; ++i) {
+      auto m = train_model("logistic_regression", data.train, {{"C", fmt::format("{}", 0.02 * i)}});
+      NewVersion spec;
+      spec.model = "fraud";
+      reg.save_model(*m, spec, data.test.x);
+    }
+  }
+
+  json row(std::size_t r = 0) const {
+    auto span = data.test.x.row(r);
+    return json(std::vector<double>(span.begin(), span.end()));
+  }
+  std::string infer_body(std::size_t rows = 1, const char* datatype = "FP64") const {
+    json flat = json::array();
+    for (std::size_t r = 0; r < rows; ++r) {
+      for (double v : data.test.x.row(r)) flat.push_back(v);
+    }
+    return json{{"inputs", json::array({{{"name", "input"}, {"shape", {rows, data.test.n_features()}},
+                                         {"datatype", datatype}, {"data", flat}}})}}
+        .dump();
+  }
+};
+
+json get_json(httplib::Client& c, const std::string& path, int* status = nullptr) {
+  auto r = c.Get(path.c_str());
+  REQUIRE(r);
+  if (status) *status = r->status;
+  return json::parse(r->body);
+}
+
+// Waits (with a deadline, not a fixed sleep) until /status satisfies `done`.
+json wait_status(httplib::Client& c, const std::function<bool(const json&)>& done) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  json s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    s = get_json(c, "/status");
+    if (done(s)) return s;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  FAIL("condition not reached: ", s.dump());
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(Fixture, "the server is not ready until a promotion, then answers every endpoint") {
+  ServerProcess server(db, "fraud", dir / "serve.log");
+  httplib::Client c("127.0.0.1", server.port());
+  int status = 0;
+  CHECK(get_json(c, "/v2/health/live", &status)["live"] == true);
+  CHECK(status == 200);
+  CHECK(get_json(c, "/v2/health/ready", &status)["ready"] == false);
+  CHECK(status == 400);
+  CHECK(get_json(c, "/v2/models/fraud/ready", &status)["ready"] == false);
+  CHECK(status == 400);
+  auto r = c.Post("/v2/models/fraud/infer", infer_body(), "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 503);
+  CHECK(json::parse(r->body)["error"].get<std::string>().find("not ready") != std::string::npos);
+
+  REQUIRE(modelreg({"--db", db.string(), "promote", "fraud@2"}) == 0);
+  wait_status(c, [](const json& s) { return s["serving_version"] == 2; });
+  CHECK(get_json(c, "/v2/health/ready", &status)["ready"] == true);
+  CHECK(status == 200);
+  CHECK(get_json(c, "/v2")["name"] == "modelreg");
+  auto meta = get_json(c, "/v2/models/fraud");
+  CHECK(meta["versions"] == json::array({"2"}));
+  CHECK(meta["inputs"][0]["shape"][1] == 10);
+  CHECK(meta["outputs"][1]["name"] == "probability");
+
+  Registry reg(db, [] { Options o; o.read_only = true; return o; }());
+  const auto expected = reg.load_model(ModelRef::parse("fraud@2")).model->predict_proba(data.test.x.view().slice(0, 3));
+  for (const char* type : {"FP64", "FP32"}) {
+    CAPTURE(type);
+    r = c.Post("/v2/models/fraud/infer", infer_body(3, type), "application/json");
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    auto j = json::parse(r->body);
+    CHECK(j["model_version"] == "2");
+    CHECK(j["outputs"][0]["name"] == "label");
+    CHECK(j["outputs"][1]["shape"] == json::array({3}));
+    for (int i = 0; i < 3; ++i) {
+      if (std::string(type) == "FP64") CHECK(j["outputs"][1]["data"][i].get<double>() == expected[static_cast<std::size_t>(i)]);
+      else CHECK(j["outputs"][1]["data"][i].get<double>() == doctest::Approx(expected[static_cast<std::size_t>(i)]).epsilon(1e-5));
+    }
+  }
+  r = c.Post("/v2/models/fraud/versions/2/infer", infer_body(), "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  r = c.Post("/v2/models/fraud/versions/1/infer", infer_body(), "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 409);
+  r = c.Post("/predict", json{{"instances", {row(0), row(1)}}}.dump(), "application/json");
+  REQUIRE(r);
+  REQUIRE(r->status == 200);
+  auto p = json::parse(r->body);
+  CHECK(p["model_version"] == 2);
+  CHECK(p["probabilities"][0].get<double>() == expected[0]);
+  CHECK(p["predictions"].size() == 2);
+
+  auto s = get_json(c, "/status");
+  CHECK(s["ready"] == true);
+  CHECK(s["swaps"] == 1);
+  CHECK(s["requests_served"].get<int>() >= 8);
+  auto metrics = c.Get("/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->body.find("modelreg_serving_version 2") != std::string::npos);
+  CHECK(metrics->body.find("modelreg_swaps_total 1") != std::string::npos);
+  CHECK(metrics->body.find("modelreg_inference_seconds_bucket{le=\"+Inf\"}") != std::string::npos);
+  CHECK(metrics->body.find("modelreg_http_requests_total{route=\"infer\",outcome=\"ok\"}") != std::string::npos);
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE_FIXTURE(Fixture, "bad requests get a 4xx JSON error naming the problem and the server keeps serving") {
+  REQUIRE(modelreg({"--db", db.string(), "promote", "fraud@1"}) == 0);
+  ServerProcess server(db, "fraud", dir / "serve.log");
+  httplib::Client c("127.0.0.1", server.port());
+  wait_status(c, [](const json& s) { return s["serving_version"] == 1; });
+  const std::string ten_zeros = "[0,0,0,0,0,0,0,0,0,0]";
+  const std::vector<std::tuple<std::string, std::string, int, std::string>> bad = {
+      {"/v2/models/fraud/infer", "{not json", 400, "malformed JSON"},
+      {"/v2/models/fraud/infer", "{}", 400, "exactly one input"},
+      {"/v2/models/fraud/infer", R"({"inputs":[{"name":"x","shape":[1,3],"datatype":"FP64","data":[1,2,3]}]})", 400,
+       "wrong feature count"},
+      {"/v2/models/fraud/infer", R"({"inputs":[{"name":"x","shape":[1,10],"datatype":"FP64","data":[1,2,3]}]})", 400,
+       "needs 10 values"},
+      {"/v2/models/fraud/infer",
+       R"({"inputs":[{"name":"x","shape":[1,10],"datatype":"FP64","data":[1,2,"three",4,5,6,7,8,9,10]}]})", 400,
+       "not a number"},
+      {"/v2/models/fraud/infer", R"({"inputs":[{"name":"x","shape":[1,10],"datatype":"INT8","data":)" + ten_zeros + "}]}",
+       400, "datatype 'INT8'"},
+      {"/v2/models/ghost/infer", infer_body(), 404, "unknown model 'ghost'"},
+      {"/predict", R"({"rows": []})", 400, "instances"},
+      {"/predict", R"({"instances": [[1,2],[1,2,3]]})", 400, "instance 1 has 3 values"},
+      {"/predict", R"({"instances": [[1,2]]})", 400, "expected 10 features per row"},
+      {"/predict", "{\"instances\": [" + std::string(200'000, ' ') + "]}", 413, "over the limit"},
+      {"/no/such/path", "{}", 404, "no such endpoint"},
+  };
+  for (const auto& [path, body, status, needle] : bad) {
+    CAPTURE(path);
+    CAPTURE(needle);
+    auto r = c.Post(path.c_str(), body, "application/json");
+    REQUIRE(r);
+    CHECK(r->status == status);
+    const auto j = json::parse(r->body);
+    CHECK(j["error"].get<std::string>().find(needle) != std::string::npos);
+    // A good request right after each bad one.
+    auto good = c.Post("/v2/models/fraud/infer", infer_body(), "application/json");
+    REQUIRE(good);
+    CHECK(good->status == 200);
+  }
+  CHECK(get_json(c, "/status")["ready"] == true);
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE_FIXTURE(Fixture, "zero failed requests while another process promotes back and forth 100 times") {
+  REQUIRE(modelreg({"--db", db.string(), "promote", "fraud@1"}) == 0);
+  ServerProcess server(db, "fraud", dir / "serve.log");
+  httplib::Client control("127.0.0.1", server.port());
+  wait_status(control, [](const json& s) { return s["serving_version"] == 1; });
+
+  constexpr int kPromotions = 100;
+  // Epoch e begins just before the promotion to target(e) (epoch 0: version 1 serving); the next
+  // epoch begins only after the server has answered with target(e).
+  std::atomic<int> epoch{0};
+  auto target = [](int e) { return e % 2 == 0 ? 1 : 2; };
+  std::atomic<bool> done{false};
+  std::atomic<long> requests{0}, failures{0}, unexpected_versions{0}, went_back{0};
+  const std::string body = infer_body();
+  std::vector<std::thread> clients;
+  // Clients stop and are joined however this test ends (a failed REQUIRE must not leave them running).
+  struct Joiner {
+    std::atomic<bool>& done;
+    std::vector<std::thread>& threads;
+    ~Joiner() {
+      done = true;
+      for (auto& t : threads) {
+        if (t.joinable()) t.join();
+      }
+    }
+  } joiner{done, clients};
+  for (int t = 0; t < 8; ++t) {
+    clients.emplace_back([&] {
+      httplib::Client c("127.0.0.1", server.port());
+      c.set_keep_alive(true);
+      c.set_tcp_nodelay(true);
+      int current_epoch = -1;
+      bool seen_new = false;
+      while (!done) {
+        const int before = epoch.load();
+        auto r = c.Post("/v2/models/fraud/infer", body, "application/json");
+        const int after = epoch.load();
+        ++requests;
+        if (!r || r->status != 200) {
+          ++failures;
+          continue;
+        }
+        const int v = std::stoi(json::parse(r->body)["model_version"].get<std::string>());
+        if (v != 1 && v != 2) ++unexpected_versions;
+        if (before != after) continue;  // a promotion happened mid-request: either answer is right
+        if (before != current_epoch) {
+          current_epoch = before;
+          seen_new = false;
+        }
+        if (v == target(before)) {
+          seen_new = true;
+        } else if (seen_new) {
+          ++went_back;  // saw the new version, then the old one again
+        }
+      }
+    });
+  }
+  for (int e = 1; e <= kPromotions; ++e) {
+    epoch = e;
+    REQUIRE(modelreg({"--db", db.string(), "promote", fmt::format("fraud@{}", target(e))}) == 0);
+    wait_status(control, [&](const json& s) { return s["serving_version"] == target(e); });
+  }
+  done = true;
+  for (auto& t : clients) t.join();
+  MESSAGE(requests.load(), " requests across ", kPromotions, " swaps");
+  CHECK(failures == 0);
+  CHECK(unexpected_versions == 0);
+  CHECK(went_back == 0);
+  CHECK(requests > 8 * kPromotions);
+  const auto s = get_json(control, "/status");
+  CHECK(s["swaps"] == kPromotions + 1);
+  CHECK(s["load_failures"] == 0);
+  CHECK(server.stop() == 0);
+}
+
+TEST_CASE_FIXTURE(Fixture, "a promoted version that fails to load or validate never replaces the serving one") {
+  REQUIRE(modelreg({"--db", db.string(), "promote", "fraud@1"}) == 0);
+  ServerProcess server(db, "fraud", dir / "serve.log");
+  httplib::Client c("127.0.0.1", server.port());
+  wait_status(c, [](const json& s) { return s["serving_version"] == 1; });
+  {
+    // fraud@2's stored bytes are damaged; fraud@3's probe no longer matches.
+    auto d = test::raw(db);
+    SQLite::Statement q(d, "SELECT c.rowid FROM blob_chunks c JOIN versions v ON v.blob_id = c.blob_id WHERE v.number = 2");
+    REQUIRE(q.executeStep());
+    const auto rowid = q.getColumn(0).getInt64();
+    q.reset();
+    sqlite3_blob* b = nullptr;
+    REQUIRE(sqlite3_blob_open(d.getHandle(), "main", "blob_chunks", "data", rowid, 1, &b) == SQLITE_OK);
+    unsigned char byte = 0;
+    sqlite3_blob_read(b, &byte, 1, 0);
+    byte ^= 0x55;
+    sqlite3_blob_write(b, &byte, 1, 0);
+    sqlite3_blob_close(b);
+    d.exec("DROP TRIGGER probes_immutable");
+    d.exec("UPDATE probes SET outputs = zeroblob(length(outputs)) WHERE version_id = (SELECT id FROM versions WHERE number = 3)");
+  }
+  for (int bad : {2, 3}) {
+    CAPTURE(bad);
+    REQUIRE(modelreg({"--db", db.string(), "promote", fmt::format("fraud@{}", bad)}) == 0);
+    const auto s = wait_status(c, [&](const json& st) {
+      return st["desired_version"] == bad && st["load_failures"].get<int>() >= bad - 1;
+    });
+    CHECK(s["serving_version"] == 1);
+    CHECK(s["last_error"].get<std::string>().find(fmt::format("fraud@{}", bad)) != std::string::npos);
+    int status = 0;
+    CHECK(get_json(c, "/v2/health/ready", &status)["ready"] == true);
+    CHECK(status == 200);
+    auto r = c.Post("/v2/models/fraud/infer", infer_body(), "application/json");
+    REQUIRE(r);
+    CHECK(json::parse(r->body)["model_version"] == "1");
+  }
+  auto metrics = c.Get("/metrics");
+  REQUIRE(metrics);
+  CHECK(metrics->body.find("modelreg_load_failures_total 0") == std::string::npos);
+  CHECK(metrics->body.find("modelreg_desired_version 3") != std::string::npos);
+  REQUIRE(modelreg({"--db", db.string(), "promote", "fraud@4"}) == 0);
+  wait_status(c, [](const json& s) { return s["serving_version"] == 4; });
+  CHECK(server.stop() == 0);
+  std::ifstream log(dir / "serve.log");
+  std::stringstream text;
+  text << log.rdbuf();
+  CHECK(text.str().find("failed to load fraud@2") != std::string::npos);
+  CHECK(text.str().find("swapped fraud@1 -> fraud@4") != std::string::npos);
+}
+
+TEST_CASE_FIXTURE(Fixture, "serve refuses a missing database, an unknown option and a taken port") {
+  CHECK(modelreg({"--db", (dir / "missing.db").string(), "serve", "fraud", "--port", "0"}) == 1);
+  CHECK(modelreg({"--db", db.string(), "serve", "fraud", "--port", "70000"}) == 1);
+  CHECK(modelreg({"--db", db.string(), "serve", "bad name"}) == 2);
+  CHECK(modelreg({"--db", db.string(), "serve", "fraud", "--bogus"}) == 2);
+  ServerProcess first(db, "fraud", dir / "first.log");
+  CHECK(modelreg({"--db", db.string(), "serve", "fraud", "--port", std::to_string(first.port())}) == 1);
+}

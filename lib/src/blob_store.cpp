@@ -42,11 +42,26 @@ struct BlobHandleCloser {
   void operator()(sqlite3_blob* b) const noexcept { sqlite3_blob_close(b); }
 };
 
-// One chunk on its way from the source to the database. `job` is declared last so that it is
-// destroyed (and waited for) before the buffers it writes to.
+// A growable buffer that is never zero-filled: fresh pages are touched only when written.
+struct Buffer {
+  std::unique_ptr<char[]> data;
+  std::size_t capacity = 0;
+  char* reserve(std::size_t size) {
+    if (capacity < size) {
+      data = std::make_unique_for_overwrite<char[]>(size);
+      capacity = size;
+    }
+    return data.get();
+  }
+};
+
+// One chunk on its way from the source to the database. `in` points into `in_buffer` or, for a
+// source in memory, into the caller's bytes. `job` is declared last so that it is destroyed (and
+// waited for) before the buffers it writes to.
 struct Slot {
-  std::string in;
-  std::string out;
+  Buffer in_buffer;
+  Buffer out;
+  const char* in = nullptr;
   std::size_t in_size = 0;
   std::size_t out_size = 0;
   std::int64_t checksum = 0;
@@ -59,16 +74,16 @@ void compress_slot(Slot& s, int level) {
   if (level == 0) {
     s.raw = true;
     s.out_size = s.in_size;
-    s.checksum = chunk_checksum(s.in.data(), s.in_size);
+    s.checksum = chunk_checksum(s.in, s.in_size);
     return;
   }
-  std::size_t n = ZSTD_compressCCtx(s.cctx.get(), s.out.data(), s.out.size(), s.in.data(), s.in_size, level);
+  std::size_t n = ZSTD_compressCCtx(s.cctx.get(), s.out.data.get(), s.out.capacity, s.in, s.in_size, level);
   if (ZSTD_isError(n)) {
     throw Error(Errc::io_error, fmt::format("zstd could not compress a chunk: {}", ZSTD_getErrorName(n)));
   }
   s.raw = false;
   s.out_size = n;
-  s.checksum = chunk_checksum(s.out.data(), n);
+  s.checksum = chunk_checksum(s.out.data.get(), n);
 }
 
 [[noreturn]] void throw_errno(std::string_view what, const std::filesystem::path& path) {
@@ -84,6 +99,13 @@ std::size_t MemorySource::read(char* buffer, std::size_t size) {
   if (n != 0) std::memcpy(buffer, bytes_.data() + offset_, n);
   offset_ += n;
   return n;
+}
+
+std::optional<std::string_view> MemorySource::borrow(std::size_t size) {
+  const std::size_t n = std::min(size, bytes_.size() - offset_);
+  std::string_view out = bytes_.substr(offset_, n);
+  offset_ += n;
+  return out;
 }
 
 std::size_t StreamSource::read(char* buffer, std::size_t size) {
@@ -154,29 +176,41 @@ StoredBlob BlobStore::write(ByteSource& source, const BlobWriteSettings& setting
   std::deque<Slot*> in_flight;
 
   Sha256 sha;
+  const std::optional<std::uint64_t> expected_total = source.size();
+  // A blob that fits in one chunk is compressed on this thread: a worker would only add latency.
+  const bool parallel = threads > 1 && (!expected_total || *expected_total > chunk_size);
   std::uint64_t raw_total = 0;     // read from the source
   std::uint64_t raw_written = 0;   // of which chunks are inserted
   std::uint64_t stored_total = 0;
   std::int64_t seq = 0;
   bool eof = false;
-  const std::optional<std::uint64_t> expected_total = source.size();
 
   while (true) {
     while (!eof && !free_slots.empty()) {
       Slot* s = free_slots.back();
-      if (s->in.size() < chunk_size) s->in.resize(chunk_size);
-      s->in_size = source.read(s->in.data(), chunk_size);
+      // Size buffers to what is left when the total is known: a small model never pays for a
+      // whole chunk's worth of fresh pages.
+      const std::size_t want =
+          expected_total ? static_cast<std::size_t>(std::min<std::uint64_t>(chunk_size, *expected_total - raw_total))
+                         : chunk_size;
+      if (auto view = source.borrow(chunk_size)) {
+        s->in = view->data();
+        s->in_size = view->size();
+      } else {
+        char* buffer = s->in_buffer.reserve(std::max<std::size_t>(want, 1));
+        s->in = buffer;
+        s->in_size = source.read(buffer, want);
+      }
       if (s->in_size < chunk_size) eof = true;
       if (s->in_size == 0) break;
       free_slots.pop_back();
-      sha.update(s->in.data(), s->in_size);
+      sha.update(s->in, s->in_size);
       raw_total += s->in_size;
       if (level > 0) {
         if (!s->cctx) s->cctx.reset(ZSTD_createCCtx());
-        std::size_t bound = ZSTD_compressBound(chunk_size);
-        if (s->out.size() < bound) s->out.resize(bound);
+        s->out.reserve(ZSTD_compressBound(s->in_size));
       }
-      if (threads > 1) {
+      if (parallel) {
         s->job = std::async(std::launch::async, [s, level] { compress_slot(*s, level); });
       } else {
         compress_slot(*s, level);
@@ -187,7 +221,7 @@ StoredBlob BlobStore::write(ByteSource& source, const BlobWriteSettings& setting
     Slot* s = in_flight.front();
     in_flight.pop_front();
     if (s->job.valid()) s->job.get();
-    const char* data = s->raw ? s->in.data() : s->out.data();
+    const char* data = s->raw ? s->in : s->out.data.get();
     insert_chunk.bind(1, blob_id);
     insert_chunk.bind(2, seq++);
     insert_chunk.bind(3, static_cast<std::int64_t>(s->in_size));
@@ -285,6 +319,7 @@ void BlobStore::read(std::int64_t blob_id, std::string_view owner, const ByteSin
   Sha256 sha;
   std::uint64_t expected_seq = 0;
   std::uint64_t done = 0;
+  if (progress) progress(0, blob.raw_size);  // lets the caller size its output before the first chunk
 
   while (chunks.executeStep()) {
     const std::int64_t rowid = chunks.getColumn(0).getInt64();

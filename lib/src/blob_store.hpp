@@ -31,6 +31,9 @@ class ByteSource {
   virtual ~ByteSource() = default;
   virtual std::size_t read(char* buffer, std::size_t size) = 0;
   virtual std::optional<std::uint64_t> size() const = 0;
+  // Sources already in memory hand out their next bytes without a copy (up to `size`; empty at the
+  // end). Others return nullopt, and read() is used.
+  virtual std::optional<std::string_view> borrow(std::size_t) { return std::nullopt; }
 };
 
 class MemorySource final : public ByteSource {
@@ -38,6 +41,7 @@ class MemorySource final : public ByteSource {
   explicit MemorySource(std::string_view bytes) : bytes_(bytes) {}
   std::size_t read(char* buffer, std::size_t size) override;
   std::optional<std::uint64_t> size() const override { return bytes_.size(); }
+  std::optional<std::string_view> borrow(std::size_t size) override;
 
  private:
   std::string_view bytes_;

@@ -1,11 +1,18 @@
 // The model benchmark: the seed task (10,000 training rows × 20 features, 5% positives) for every
-// built-in type, and the 100-tree forest's training time, quality, size and (de)serialization.
+// built-in type, and the 100-tree forest's training time, quality, size, (de)serialization in memory,
+// and its save / load through the Registry end to end.
 //
 //   models_bench [--out DIR] [--runs N] [--json FILE]
 //
 // Writes DIR/train.csv and DIR/test.csv (so bench/sklearn_compare.py trains on exactly the same
 // rows), trains on the rows read back from train.csv, evaluates on test.csv, prints a table and,
 // with --json, the numbers for bench/run.sh. Timings are medians of N runs (default 5).
+//
+// The registry databases live in a fresh directory under DIR (so on the disk the data is on, where
+// an fsync costs what it costs), removed at exit. Each timed save goes into a fresh database: a
+// second save of identical bytes would be deduplicated by SHA-256 and skip the blob write.
+#include <stdlib.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -13,7 +20,10 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <stdexcept>
 #include <string>
+#include <string_view>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -27,6 +37,7 @@
 #include "modelreg/metrics.hpp"
 #include "modelreg/model_archive.hpp"
 #include "modelreg/random_forest.hpp"
+#include "modelreg/registry.hpp"
 
 using namespace modelreg;
 
@@ -47,6 +58,31 @@ double median_time(int runs, const std::function<void()>& f) {
   std::sort(times.begin(), times.end());
   return times[times.size() / 2];
 }
+
+double median(std::vector<double> times) {
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+// A directory made by mkdtemp, removed with everything in it when this goes out of scope.
+class TemporaryDirectory {
+ public:
+  explicit TemporaryDirectory(const std::filesystem::path& parent) {
+    std::string pattern = (parent / "registry-XXXXXX").string();
+    if (::mkdtemp(pattern.data()) == nullptr) throw std::runtime_error("cannot create a directory under " + parent.string());
+    path_ = pattern;
+  }
+  ~TemporaryDirectory() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TemporaryDirectory(const TemporaryDirectory&) = delete;
+  TemporaryDirectory& operator=(const TemporaryDirectory&) = delete;
+  const std::filesystem::path& path() const noexcept { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
 
 std::string zstd_compress(const std::string& raw, int level) {
   std::string out(ZSTD_compressBound(raw.size()), '\0');
@@ -160,6 +196,65 @@ int main(int argc, char** argv) {
   const bool identical = loaded->predict_proba(test.x) == forest.predict_proba(test.x);
   const double predict_s = median_time(runs * 4, [&] { (void)forest.predict_proba(test.x); });
 
+  // The registry path end to end. save_model = probe + serialize + SHA-256 + zstd -3 + SQLite
+  // commit; load_model = read + checksums + decompress + deserialize + validation (header, type,
+  // feature count, 16-row probe). Opening a Registry is not timed.
+  NewVersion forest_version;
+  forest_version.model = "fraud_forest";
+  forest_version.metrics = {{"f1", f.metrics.f1}, {"accuracy", f.metrics.accuracy}, {"roc_auc", f.metrics.roc_auc}};
+  for (const auto& name : train.feature_names) forest_version.features.push_back({name, "float64"});
+  forest_version.notes = "bench/models_bench.cpp";
+  const TemporaryDirectory db_root(out_dir);
+  int db_count = 0;
+  std::uint64_t stored_bytes = 0;
+  auto save_in_fresh_database = [&](bool synchronous_full, std::uint64_t chunk_size) {
+    const std::filesystem::path dir = db_root.path() / fmt::format("db{}", db_count++);
+    std::filesystem::create_directory(dir);
+    double elapsed = 0;
+    {
+      Options options;
+      options.synchronous_full = synchronous_full;
+      options.chunk_size = chunk_size;
+      Registry registry(dir / "registry.db", options);
+      const auto start = std::chrono::steady_clock::now();
+      const ModelVersion v = registry.save_model(forest, forest_version, test.x);
+      elapsed = seconds_since(start);
+      stored_bytes = v.blob.stored_size;
+    }
+    std::filesystem::remove_all(dir);
+    return elapsed;
+  };
+  // Diagnostic: the same save with chunk buffers sized near the archive (512 KiB, still one
+  // chunk) instead of Options' default 4 MiB, which BlobStore::write allocates and zero-fills
+  // whatever the input size.
+  constexpr std::uint64_t kSmallChunk = 512u << 10;
+  const std::uint64_t default_chunk = Options{}.chunk_size;
+  std::vector<double> save_full_times;
+  std::vector<double> save_normal_times;
+  std::vector<double> save_full_small_chunk_times;
+  for (int i = 0; i < runs; ++i) {  // interleaved, so every variant sees the same disk weather
+    save_full_times.push_back(save_in_fresh_database(true, default_chunk));
+    save_normal_times.push_back(save_in_fresh_database(false, default_chunk));
+    save_full_small_chunk_times.push_back(save_in_fresh_database(true, kSmallChunk));
+  }
+  const double registry_save_full_s = median(save_full_times);
+  const double registry_save_normal_s = median(save_normal_times);
+  const double registry_save_full_small_chunk_s = median(save_full_small_chunk_times);
+
+  const std::filesystem::path load_db = db_root.path() / "load.db";
+  {
+    Registry writer(load_db);
+    (void)writer.save_model(forest, forest_version, test.x);
+  }
+  Registry reader(load_db);  // a new connection: SQLite's page cache starts empty (the OS cache does not)
+  const ModelRef ref = ModelRef::parse(forest_version.model + "@1");
+  auto start = std::chrono::steady_clock::now();
+  LoadedModel from_registry = reader.load_model(ref);
+  const double registry_load_first_s = seconds_since(start);
+  const double registry_load_s = median_time(runs * 4, [&] { from_registry = reader.load_model(ref); });
+  const double registry_load_bytes_s = median_time(runs * 4, [&] { (void)reader.load_bytes(ref); });
+  const bool registry_identical = from_registry.model->predict_proba(test.x) == forest.predict_proba(test.x);
+
   fmt::print("\nrandom_forest (100 trees, sqrt features, bootstrap, unlimited depth):\n");
   fmt::print("  training, all cores        {:>9.1f} ms   (1 thread: {:.1f} ms)\n", f.train_s * 1e3, train_1thread * 1e3);
   fmt::print("  nodes                      {:>9}\n", f.nodes);
@@ -175,14 +270,34 @@ int main(int argc, char** argv) {
   fmt::print("  predict_proba, {} rows   {:>9.2f} ms\n", test.rows(), predict_s * 1e3);
   fmt::print("  loaded model predicts identically: {}\n", identical ? "yes" : "NO");
 
+  fmt::print("\nrandom_forest through the registry (SQLite WAL, {} stored bytes, databases under {}/):\n",
+             stored_bytes, out_dir.string());
+  auto timing = [](std::string_view label, double s, std::string_view note = {}) {
+    fmt::print("  {:<33}{:>8.2f} ms{}{}\n", label, s * 1e3, note.empty() ? "" : "   ", note);
+  };
+  timing("save_model, synchronous=FULL", registry_save_full_s, "(first save into a fresh database, each run)");
+  timing("save_model, synchronous=NORMAL", registry_save_normal_s);
+  timing("save_model, FULL, 512 KiB chunks", registry_save_full_small_chunk_s,
+         fmt::format("(diagnostic; the default chunk_size is {} KiB)", default_chunk >> 10));
+  timing("load_model, warm", registry_load_s, "(read, verify, decompress, deserialize, validate)");
+  timing("load_model, first after opening", registry_load_first_s);
+  timing("load_bytes, warm", registry_load_bytes_s, "(read, verify, decompress only)");
+  fmt::print("  registry-loaded model predicts identically: {}\n", registry_identical ? "yes" : "NO");
+
   if (!json_file.empty()) {
     std::ofstream out(json_file);
     out << fmt::format(
         R"({{"train_s": {}, "train_1thread_s": {}, "f1": {}, "accuracy": {}, "auc": {}, "nodes": {}, "raw_bytes": {}, )"
-        R"("zstd_bytes": {}, "serialize_s": {}, "compress_s": {}, "decompress_s": {}, "deserialize_s": {}, "identical": {}}})",
+        R"("zstd_bytes": {}, "serialize_s": {}, "compress_s": {}, "decompress_s": {}, "deserialize_s": {}, "identical": {}, )"
+        R"("registry_stored_bytes": {}, "registry_save_full_s": {}, "registry_save_normal_s": {}, "registry_load_s": {}, )"
+        R"("registry_save_full_512k_chunks_s": {}, "registry_load_first_s": {}, "registry_load_bytes_s": {}, )"
+        R"("registry_identical": {}}})",
         f.train_s, train_1thread, f.metrics.f1, f.metrics.accuracy, f.metrics.roc_auc, f.nodes, bytes.size(),
-        packed.size(), serialize_s, compress_s, decompress_s, deserialize_s, identical ? "true" : "false");
+        packed.size(), serialize_s, compress_s, decompress_s, deserialize_s, identical ? "true" : "false", stored_bytes,
+        registry_save_full_s, registry_save_normal_s, registry_load_s, registry_save_full_small_chunk_s,
+        registry_load_first_s, registry_load_bytes_s,
+        registry_identical ? "true" : "false");
     out << "\n";
   }
-  return identical ? 0 : 1;
+  return identical && registry_identical ? 0 : 1;
 }

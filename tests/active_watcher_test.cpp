@@ -42,22 +42,7 @@ struct Fixture {
     return o;
   }
 
-  void corrupt_blob_of(int number) {
-    auto d = test::raw(db);
-    SQLite::Statement q(d, "SELECT c.rowid FROM blob_chunks c JOIN versions v ON v.blob_id = c.blob_id "
-                           "WHERE v.number = ? LIMIT 1");
-    q.bind(1, number);
-    REQUIRE(q.executeStep());
-    const auto rowid = q.getColumn(0).getInt64();
-    q.reset();
-    sqlite3_blob* b = nullptr;
-    REQUIRE(sqlite3_blob_open(d.getHandle(), "main", "blob_chunks", "data", rowid, 1, &b) == SQLITE_OK);
-    unsigned char byte = 0;
-    sqlite3_blob_read(b, &byte, 1, 0);
-    byte ^= 0x80;
-    sqlite3_blob_write(b, &byte, 1, 0);
-    sqlite3_blob_close(b);
-  }
+  void corrupt_blob_of(int number) { test::flip_chunk_byte(db, test::first_chunk_of_version(number)); }
 };
 
 // A custom model whose destructor records the thread it ran on.

@@ -133,47 +133,30 @@ TEST_CASE("a flipped byte in any stored chunk is a corruption error naming the v
   for (const auto& target : {v, raw}) {
     for (std::int64_t seq = 0; seq < static_cast<std::int64_t>(target.blob.chunk_count); ++seq) {
       CAPTURE(seq);
-      // Flip one bit as a failing disk would: the incremental blob API bypasses the triggers
-      // that keep chunks immutable, and the length never changes.
-      {
-        auto d = test::raw(db);
-        SQLite::Statement q(d, "SELECT rowid, length(data) FROM blob_chunks WHERE blob_id = "
-                               "(SELECT id FROM blobs WHERE sha256 = ?) AND seq = ?");
-        q.bind(1, target.blob.sha256);
-        q.bind(2, seq);
-        REQUIRE(q.executeStep());
-        const auto rowid = q.getColumn(0).getInt64();
-        const int length = q.getColumn(1).getInt();
-        q.reset();
-        sqlite3_blob* b = nullptr;
-        REQUIRE(sqlite3_blob_open(d.getHandle(), "main", "blob_chunks", "data", rowid, 1, &b) == SQLITE_OK);
-        const int offset = static_cast<int>((seq * 7919) % length);
-        unsigned char byte = 0;
-        sqlite3_blob_read(b, &byte, 1, offset);
-        byte ^= 0x10;
-        sqlite3_blob_write(b, &byte, 1, offset);
-        sqlite3_blob_close(b);
-
-        try {
-          (void)reg.load_bytes(ModelRef::number("fraud", target.id.number));
-          FAIL("corrupt chunk was loaded");
-        } catch (const Error& e) {
-          CHECK(e.code() == Errc::corruption);
-          CHECK(std::string(e.what()).find(target.ref_string()) != std::string::npos);
-        }
-        std::ostringstream sink;
-        CHECK_THROWS_AS(reg.load_to(ModelRef::number("fraud", target.id.number), sink), Error);
-        // Nothing from the corrupt chunk reached the stream: only whole verified chunks before it.
-        CHECK(sink.str().size() == static_cast<std::size_t>(seq) * (64 << 10));
-        CHECK_THROWS_AS(reg.load_to_file(ModelRef::number("fraud", target.id.number), dir / "out.bin"), Error);
-        CHECK_FALSE(std::filesystem::exists(dir / "out.bin"));
-        CHECK(reg.load_bytes(ref("fraud@1")) == good);
-
-        REQUIRE(sqlite3_blob_open(d.getHandle(), "main", "blob_chunks", "data", rowid, 1, &b) == SQLITE_OK);
-        byte ^= 0x10;
-        sqlite3_blob_write(b, &byte, 1, offset);
-        sqlite3_blob_close(b);
+      // Flip one bit of the chunk (at a different offset for each chunk), check, flip it back.
+      const std::string chunk = fmt::format("SELECT rowid FROM blob_chunks WHERE blob_id = (SELECT id FROM blobs "
+                                            "WHERE sha256 = '{}') AND seq = {}",
+                                            target.blob.sha256, seq);
+      const int length = static_cast<int>(test::raw(db, false)
+                                              .execAndGet(fmt::format("SELECT length(data) FROM blob_chunks WHERE rowid = ({})", chunk))
+                                              .getInt());
+      const int offset = static_cast<int>((seq * 7919) % length);
+      test::flip_chunk_byte(db, chunk, offset, 0x10);
+      try {
+        (void)reg.load_bytes(ModelRef::number("fraud", target.id.number));
+        FAIL("corrupt chunk was loaded");
+      } catch (const Error& e) {
+        CHECK(e.code() == Errc::corruption);
+        CHECK(std::string(e.what()).find(target.ref_string()) != std::string::npos);
       }
+      std::ostringstream sink;
+      CHECK_THROWS_AS(reg.load_to(ModelRef::number("fraud", target.id.number), sink), Error);
+      // Nothing from the corrupt chunk reached the stream: only whole verified chunks before it.
+      CHECK(sink.str().size() == static_cast<std::size_t>(seq) * (64 << 10));
+      CHECK_THROWS_AS(reg.load_to_file(ModelRef::number("fraud", target.id.number), dir / "out.bin"), Error);
+      CHECK_FALSE(std::filesystem::exists(dir / "out.bin"));
+      CHECK(reg.load_bytes(ref("fraud@1")) == good);
+      test::flip_chunk_byte(db, chunk, offset, 0x10);
       CHECK_NOTHROW(reg.verify(ModelRef::number("fraud", target.id.number)));
     }
   }

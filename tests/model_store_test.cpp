@@ -155,20 +155,7 @@ TEST_CASE_FIXTURE(Fixture, "truncated or altered archives registered as models g
 
 TEST_CASE_FIXTURE(Fixture, "a corrupt stored chunk fails the checksum before anything is deserialized") {
   save(*train("decision_tree"));
-  {
-    auto d = test::raw(db);
-    SQLite::Statement q(d, "SELECT rowid FROM blob_chunks LIMIT 1");
-    REQUIRE(q.executeStep());
-    const auto rowid = q.getColumn(0).getInt64();
-    q.reset();
-    sqlite3_blob* b = nullptr;
-    REQUIRE(sqlite3_blob_open(d.getHandle(), "main", "blob_chunks", "data", rowid, 1, &b) == SQLITE_OK);
-    unsigned char byte = 0;
-    sqlite3_blob_read(b, &byte, 1, 3);
-    byte ^= 0x01;
-    sqlite3_blob_write(b, &byte, 1, 3);
-    sqlite3_blob_close(b);
-  }
+  test::flip_chunk_byte(db, "SELECT rowid FROM blob_chunks LIMIT 1", 3, 0x01);
   CHECK(code_of([&] { reg.load_model(ModelRef::parse("fraud@1")); }) == Errc::corruption);
   CHECK(code_of([&] { reg.load_model(ModelRef::parse("fraud@1"), {.validate = false}); }) == Errc::corruption);
 }

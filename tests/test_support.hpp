@@ -76,6 +76,30 @@ inline SQLite::Database raw(const std::filesystem::path& db, bool writable = tru
   return d;
 }
 
+// Flips bits of one byte of a stored blob chunk, as a failing disk would: the incremental blob API
+// bypasses the triggers that keep chunks immutable, and the length never changes. `file` is the
+// registry (or a bundle); `rowid_sql` selects the chunk's rowid. Returns nothing; REQUIREs success.
+inline void flip_chunk_byte(const std::filesystem::path& file, const std::string& rowid_sql, int offset = 0,
+                            unsigned char mask = 0x80) {
+  SQLite::Database d(file, SQLite::OPEN_READWRITE);
+  const auto rowid = d.execAndGet(rowid_sql).getInt64();
+  sqlite3_blob* b = nullptr;
+  if (sqlite3_blob_open(d.getHandle(), "main", "blob_chunks", "data", rowid, 1, &b) != SQLITE_OK) {
+    throw std::runtime_error("flip_chunk_byte: cannot open the chunk");
+  }
+  unsigned char byte = 0;
+  sqlite3_blob_read(b, &byte, 1, offset);
+  byte ^= mask;
+  sqlite3_blob_write(b, &byte, 1, offset);
+  sqlite3_blob_close(b);
+}
+
+// The rowid of the first chunk of version NUMBER (of any model).
+inline std::string first_chunk_of_version(int number) {
+  return "SELECT c.rowid FROM blob_chunks c JOIN versions v ON v.blob_id = c.blob_id WHERE v.number = " +
+         std::to_string(number) + " ORDER BY c.seq LIMIT 1";
+}
+
 inline std::string integrity_check(const std::filesystem::path& db) {
   auto d = raw(db, false);
   return d.execAndGet("PRAGMA integrity_check").getString();

@@ -316,21 +316,7 @@ TEST_CASE_FIXTURE(Cli, "a corrupted bundle is refused and the database is unchan
   seed();
   const auto bundle = dir / "b.bundle";
   ok({"export", "fraud@1", "fraud@2", "-o", bundle.string()});
-  {
-    // Flip one byte inside a stored chunk.
-    SQLite::Database d(bundle, SQLite::OPEN_READWRITE);
-    SQLite::Statement q(d, "SELECT rowid FROM blob_chunks LIMIT 1");
-    REQUIRE(q.executeStep());
-    const auto rowid = q.getColumn(0).getInt64();
-    q.reset();
-    sqlite3_blob* b = nullptr;
-    REQUIRE(sqlite3_blob_open(d.getHandle(), "main", "blob_chunks", "data", rowid, 1, &b) == SQLITE_OK);
-    unsigned char byte = 0;
-    sqlite3_blob_read(b, &byte, 1, 10);
-    byte ^= 0xff;
-    sqlite3_blob_write(b, &byte, 1, 10);
-    sqlite3_blob_close(b);
-  }
+  test::flip_chunk_byte(bundle, "SELECT rowid FROM blob_chunks LIMIT 1", 10, 0xff);  // inside a stored chunk
   Cli other;
   other.ok({"init"});
   other.refused({"import", bundle.string()}, 1, "corrupt");
@@ -345,20 +331,7 @@ TEST_CASE_FIXTURE(Cli, "verify checks every version and reports each bad one") {
   CHECK(good["ok"] == true);
   CHECK(good["versions_checked"] == 3);
   CHECK(ok({"verify", "fraud@2"}).out.find("ok: 1 version checked") != std::string::npos);
-  {
-    SQLite::Database d(db, SQLite::OPEN_READWRITE);
-    SQLite::Statement q(d, "SELECT c.rowid FROM blob_chunks c JOIN versions v ON v.blob_id = c.blob_id WHERE v.number = 3");
-    REQUIRE(q.executeStep());
-    const auto rowid = q.getColumn(0).getInt64();
-    q.reset();
-    sqlite3_blob* b = nullptr;
-    REQUIRE(sqlite3_blob_open(d.getHandle(), "main", "blob_chunks", "data", rowid, 1, &b) == SQLITE_OK);
-    unsigned char byte = 0;
-    sqlite3_blob_read(b, &byte, 1, 5);
-    byte ^= 1;
-    sqlite3_blob_write(b, &byte, 1, 5);
-    sqlite3_blob_close(b);
-  }
+  test::flip_chunk_byte(db, test::first_chunk_of_version(3), 5, 0x01);
   Result r = run({"verify"});
   CHECK(r.status == 1);
   CHECK(r.out.find("BAD fraud@3") != std::string::npos);
@@ -583,4 +556,22 @@ TEST_CASE_FIXTURE(Cli, "train and predict refuse bad CSV files with the line and
   CHECK_FALSE(std::filesystem::exists(db));
   ok({"register", "blob", "--file", file("b.bin", "bytes").string()});
   refused({"predict", "blob@1", "--csv", csv.string()}, 1, "format check");
+}
+
+TEST_CASE_FIXTURE(Cli, "a progress bar appears on a terminal and never in a pipe") {
+  const auto big = file("big.bin", test::compressible_bytes(12 << 20, 5));
+  // Not a terminal: stderr stays empty.
+  CHECK(ok({"register", "big", "--file", big.string()}).err.empty());
+  // A terminal (script(1) gives the command a pseudo-terminal): the bar is drawn on it.
+  const std::string cmd = fmt::format("script -qefc \"'{}' --db '{}' get big@1 -o '{}'\" /dev/null", std::getenv("MODELREG_BIN"),
+                                      db.string(), (dir / "copy.bin").string());
+  std::FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buffer[4096];
+  while (std::size_t n = std::fread(buffer, 1, sizeof buffer, p)) out.append(buffer, n);
+  CHECK(::pclose(p) == 0);
+  CHECK(out.find("writing big@1 [") != std::string::npos);
+  CHECK(out.find("100%") != std::string::npos);
+  CHECK(slurp(dir / "copy.bin") == test::compressible_bytes(12 << 20, 5));
 }

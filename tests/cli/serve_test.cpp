@@ -61,7 +61,8 @@ int modelreg(const std::vector<std::string>& args) {
 // A `modelreg serve` child process; stopped with SIGTERM when the object dies.
 class ServerProcess {
  public:
-  ServerProcess(const std::filesystem::path& db, const std::string& model, const std::filesystem::path& log) {
+  ServerProcess(const std::filesystem::path& db, const std::string& model, const std::filesystem::path& log,
+                std::string max_body = "100000") {
     int out[2];
     REQUIRE(::pipe(out) == 0);
     pid_ = ::fork();
@@ -73,7 +74,7 @@ class ServerProcess {
       ::close(out[0]);
       const std::string db_arg = db.string();
       std::vector<const char*> argv{binary(), "--db", db_arg.c_str(), "serve", model.c_str(), "--port", "0",
-                                    "--poll-ms", "20", "--max-body-bytes", "100000", nullptr};
+                                    "--poll-ms", "20", "--max-body-bytes", max_body.c_str(), nullptr};
       ::execv(binary(), const_cast<char* const*>(argv.data()));
       ::_exit(127);
     }
@@ -92,9 +93,9 @@ class ServerProcess {
     if (pid_ > 0) stop();
   }
   int port() const { return port_; }
-  // SIGTERM, then the exit status.
-  int stop() {
-    ::kill(pid_, SIGTERM);
+  // A stop signal, then the exit status.
+  int stop(int signal = SIGTERM) {
+    ::kill(pid_, signal);
     int status = 0;
     ::waitpid(pid_, &status, 0);
     pid_ = -1;
@@ -350,18 +351,8 @@ TEST_CASE_FIXTURE(Fixture, "a promoted version that fails to load or validate ne
   wait_status(c, [](const json& s) { return s["serving_version"] == 1; });
   {
     // fraud@2's stored bytes are damaged; fraud@3's probe no longer matches.
+    test::flip_chunk_byte(db, test::first_chunk_of_version(2), 0, 0x55);
     auto d = test::raw(db);
-    SQLite::Statement q(d, "SELECT c.rowid FROM blob_chunks c JOIN versions v ON v.blob_id = c.blob_id WHERE v.number = 2");
-    REQUIRE(q.executeStep());
-    const auto rowid = q.getColumn(0).getInt64();
-    q.reset();
-    sqlite3_blob* b = nullptr;
-    REQUIRE(sqlite3_blob_open(d.getHandle(), "main", "blob_chunks", "data", rowid, 1, &b) == SQLITE_OK);
-    unsigned char byte = 0;
-    sqlite3_blob_read(b, &byte, 1, 0);
-    byte ^= 0x55;
-    sqlite3_blob_write(b, &byte, 1, 0);
-    sqlite3_blob_close(b);
     d.exec("DROP TRIGGER probes_immutable");
     d.exec("UPDATE probes SET outputs = zeroblob(length(outputs)) WHERE version_id = (SELECT id FROM versions WHERE number = 3)");
   }
@@ -401,4 +392,35 @@ TEST_CASE_FIXTURE(Fixture, "serve refuses a missing database, an unknown option 
   CHECK(modelreg({"--db", db.string(), "serve", "fraud", "--bogus"}) == 2);
   ServerProcess first(db, "fraud", dir / "first.log");
   CHECK(modelreg({"--db", db.string(), "serve", "fraud", "--port", std::to_string(first.port())}) == 1);
+}
+
+TEST_CASE_FIXTURE(Fixture, "SIGINT lets a request in flight finish, then the server exits 0") {
+  REQUIRE(modelreg({"--db", db.string(), "promote", "fraud@1"}) == 0);
+  ServerProcess server(db, "fraud", dir / "serve.log", "50000000");
+  httplib::Client c("127.0.0.1", server.port());
+  wait_status(c, [](const json& s) { return s["serving_version"] == 1; });
+  // A large batch keeps the server busy while the signal arrives.
+  const std::size_t rows = data.test.rows();
+  json flat = json::array();
+  for (int copies = 0; copies < 40; ++copies) {
+    for (std::size_t r = 0; r < rows; ++r) {
+      for (double v : data.test.x.row(r)) flat.push_back(v);
+    }
+  }
+  const std::string body =
+      json{{"inputs", json::array({{{"name", "input"}, {"shape", {40 * rows, data.test.n_features()}},
+                                    {"datatype", "FP64"}, {"data", flat}}})}}
+          .dump();
+  std::optional<int> status;
+  std::thread client([&] {
+    httplib::Client big("127.0.0.1", server.port());
+    big.set_read_timeout(60);
+    auto r = big.Post("/v2/models/fraud/infer", body, "application/json");
+    status = r ? r->status : -1;
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let the request reach the server
+  CHECK(server.stop(SIGINT) == 0);
+  client.join();
+  REQUIRE(status.has_value());
+  CHECK(*status == 200);
 }

@@ -1,5 +1,9 @@
 #include "modelreg/active_watcher.hpp"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -62,7 +66,15 @@ struct ActiveWatcher::Impl {
 
   void reap() {
     // use_count() == 1: only this list holds it, so destroying it here is the last release.
-    std::erase_if(retired, [](const std::shared_ptr<const ServedModel>& m) { return m.use_count() == 1; });
+    const auto destroyed =
+        std::erase_if(retired, [](const std::shared_ptr<const ServedModel>& m) { return m.use_count() == 1; });
+#ifdef __GLIBC__
+    // glibc keeps freed pages for reuse; a replaced model can be hundreds of MiB, so hand them
+    // back, or RSS ratchets up by one model at every swap (measured in docs/benchmarks.md).
+    if (destroyed > 0) ::malloc_trim(0);
+#else
+    (void)destroyed;
+#endif
   }
 
   bool poll() {

@@ -323,6 +323,9 @@ TEST_CASE_FIXTURE(Fixture, "zero failed requests while another process promotes 
         } else if (seen_new) {
           ++went_back;  // saw the new version, then the old one again
         }
+        // A 0.1 ms think time: thousands of requests per swap still, without starving the
+        // promoting process of CPU on a 2-core machine (or under the sanitizers).
+        std::this_thread::sleep_for(std::chrono::microseconds(100));
       }
     });
   }

@@ -45,7 +45,8 @@ configure() {  # configure DIR [meson options...]
 }
 
 build() {
-  configure build -Dwerror="${WERROR:-false}"
+  # Always -Dwerror=true (as CI): demo and test share build/ without reconfiguring it.
+  configure build -Dwerror=true
   log "building"
   ninja -C build -j"$(nproc)"
 }
@@ -59,7 +60,7 @@ case "${1:-}" in
     ;;
   test)
     install_packages
-    WERROR=true build
+    build
     log "tests"
     meson test -C build --print-errorlogs --num-processes "$(nproc)"
     if [ "${MODELREG_SANITIZE:-1}" != 0 ]; then

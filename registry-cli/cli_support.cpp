@@ -221,7 +221,12 @@ nlohmann::json to_json(const ModelVersion& v) {
               {"features", features},
               {"tags", v.tags},
               {"datasets", datasets},
-              {"parents", parents}};
+              {"parents", parents},
+              {"signature", v.signature ? json{{"algorithm", v.signature->algorithm},
+                                               {"key_id", v.signature->key_id},
+                                               {"signed_at", v.signature->signed_at},
+                                               {"signed_by", v.signature->signed_by}}
+                                        : json(nullptr)}};
 }
 
 nlohmann::json to_json(const ModelSummary& m) {

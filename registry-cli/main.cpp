@@ -36,7 +36,18 @@ struct Globals {
   bool json = false;
   bool read_only = false;
   std::string actor;
+  std::string signing_key_file;  // --signing-key, else $MODELREG_SIGNING_KEY
 };
+
+// The signing key named by --signing-key or $MODELREG_SIGNING_KEY, if any.
+std::optional<std::string> signing_key_of(const Globals& g) {
+  std::string file = g.signing_key_file;
+  if (file.empty()) {
+    if (const char* env = std::getenv("MODELREG_SIGNING_KEY"); env != nullptr && *env != '\0') file = env;
+  }
+  if (file.empty()) return std::nullopt;
+  return read_signing_key(file);
+}
 
 void print_json(const json& j) { fmt::print("{}\n", j.dump(2)); }
 
@@ -49,6 +60,7 @@ Registry open_registry(const Globals& g, bool create) {
   o.create_if_missing = create && !g.read_only;
   o.read_only = g.read_only;
   if (!g.actor.empty()) o.default_actor = g.actor;
+  o.signing_key = signing_key_of(g);
   return Registry(g.db, o);
 }
 
@@ -292,6 +304,9 @@ int cmd_show(const Globals& g, const std::string& ref_text) {
                                   v.blob.codec == "zstd" ? fmt::format(" level {}", v.blob.level) : "",
                                   v.blob.chunk_count, v.blob.chunk_count == 1 ? "" : "s")});
   meta.add({"  sha256", v.blob.sha256});
+  meta.add({"  signed", v.signature ? fmt::format("{} with key {} at {} by {}", v.signature->algorithm,
+                                                  v.signature->key_id, v.signature->signed_at, v.signature->signed_by)
+                                    : std::string("no")});
   meta.print();
   if (!v.notes.empty()) fmt::print("notes\n  {}\n", v.notes);
   auto section = [](const char* title, const std::map<std::string, std::string>& kv) {
@@ -783,6 +798,9 @@ int run(int argc, char** argv) {
   app.add_flag("--json", g.json, "Print JSON on stdout instead of text");
   app.add_flag("--read-only", g.read_only, "Open the database read-only (every write is refused)");
   app.add_option("--actor", g.actor, "Who acts, for the audit log (default: the OS user)");
+  app.add_option("--signing-key", g.signing_key_file,
+                 "Key file (default: $MODELREG_SIGNING_KEY): sign what is registered; refuse to promote, load or "
+                 "serve unsigned or wrongly signed versions");
 
   std::function<int()> action;
   auto examples = [](CLI::App* sub, std::string text) { sub->footer("Examples:\n" + text); };
@@ -1035,10 +1053,47 @@ int run(int argc, char** argv) {
   serve->callback([&] {
     action = [&] {
       serve_args.db = g.db;
+      serve_args.signing_key = signing_key_of(g);
       if (!is_valid_model_name(serve_args.model)) {
         throw UsageError(fmt::format("'{}' is not a valid model name", serve_args.model));
       }
       return run_serve(serve_args);
+    };
+  });
+
+  std::string sign_ref;
+  auto* sign = app.add_subcommand("sign", "Sign an unsigned version (imported, or registered without a key)");
+  sign->add_option("REF", sign_ref, "Version to sign")->required();
+  examples(sign, "  modelreg sign fraud@7 --signing-key /etc/modelreg/key");
+  sign->callback([&] {
+    action = [&] {
+      if (signing_key_of(g) == std::nullopt) {
+        throw UsageError("sign needs a key: pass --signing-key FILE or set MODELREG_SIGNING_KEY");
+      }
+      Registry r = open_registry(g, false);
+      const ModelVersion v = r.sign(parse_ref(sign_ref), Change{"", actor_of(g)});
+      if (g.json) {
+        print_json(to_json(v));
+      } else {
+        fmt::print("{} signed with key {}\n", v.ref_string(), v.signature->key_id);
+      }
+      return 0;
+    };
+  });
+
+  std::string keygen_file;
+  auto* keygen = app.add_subcommand("keygen", "Create a new random signing key file (mode 0600, never overwritten)");
+  keygen->add_option("FILE", keygen_file, "Where to write the key")->required();
+  examples(keygen, "  modelreg keygen /etc/modelreg/key\n  export MODELREG_SIGNING_KEY=/etc/modelreg/key");
+  keygen->callback([&] {
+    action = [&] {
+      const std::string key = create_signing_key(keygen_file);
+      if (g.json) {
+        print_json(json{{"file", keygen_file}, {"key_id", signing_key_id(key)}});
+      } else {
+        fmt::print("wrote a new signing key to {} (key id {}); keep it secret\n", keygen_file, signing_key_id(key));
+      }
+      return 0;
     };
   });
 

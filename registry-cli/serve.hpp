@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <optional>
 #include <string>
 
 namespace modelreg::cli {
@@ -15,6 +16,8 @@ struct ServeArgs {
   int poll_ms = 100;
   int threads = 0;  // 0: 8 per core, at least 64 (each open keep-alive connection holds one)
   std::size_t max_body_bytes = 8u << 20;
+  // When set, only versions signed with this key are served (see modelreg/signing.hpp).
+  std::optional<std::string> signing_key;
 };
 
 // Serves until SIGINT or SIGTERM, then drains in-flight requests and returns 0. Prints

@@ -42,9 +42,10 @@ struct ActiveWatcher::Impl {
   std::thread thread;
 
   Impl(const std::filesystem::path& db, std::string m, WatcherOptions o)
-      : model(std::move(m)), options(std::move(o)), registry(db, [] {
+      : model(std::move(m)), options(std::move(o)), registry(db, [this] {
           Options ro;
           ro.read_only = true;
+          ro.signing_key = options.signing_key;
           return ro;
         }()) {
     if (!is_valid_model_name(model)) {

@@ -251,6 +251,8 @@ ModelVersion Registry::Impl::register_from(const NewVersion& spec, detail::ByteS
     std::vector<std::pair<std::int64_t, std::string>> parent_ids;
     for (const auto& [row, relation] : parents) parent_ids.emplace_back(row.id, relation);
     const std::int64_t vid = insert_version(mid, number, spec, parent_ids, blob.id, at, creator, probe);
+    // Versions this registry registers are signed; imported ones are not (see Registry::sign).
+    if (options.signing_key) sign_version(vid, at, creator);
     record_event(mid, "register", number, std::nullopt, std::nullopt, creator, "",
                  fmt::format("sha256={} raw_size={} stored_size={}{}", blob.info.sha256, blob.info.raw_size,
                              blob.info.stored_size, blob.deduplicated ? " deduplicated" : ""));
@@ -295,6 +297,7 @@ void Registry::Impl::read_blob(const ModelRef& ref, const detail::ByteSink& sink
   SQLite::Transaction txn(*db, SQLite::TransactionBehavior::DEFERRED);
   const VersionRow row = require_row(ref);
   const VersionId id = version_id_of(row.id);
+  check_signature(row.id);  // before a byte of the blob is read
   detail::BlobStore(*db).read(row.blob_id, id.to_string(), sink, progress);
   txn.commit();
 }
@@ -314,6 +317,14 @@ Registry::Registry(const std::filesystem::path& path, Options options) : impl_(s
   if (o.page_size < 512 || o.page_size > 65536 || (o.page_size & (o.page_size - 1)) != 0) {
     throw Error(Errc::invalid_argument,
                 fmt::format("page size {} is invalid: use a power of two from 512 to 65536", o.page_size));
+  }
+  if (o.signing_key) {
+    if (o.signing_key->size() < 16) {
+      throw Error(Errc::invalid_argument, fmt::format("the signing key has {} bytes; a key needs at least 16 (create "
+                                                      "one with `modelreg keygen FILE`)",
+                                                      o.signing_key->size()));
+    }
+    impl_->key_id = signing_key_id(*o.signing_key);
   }
   std::error_code ec;
   const bool exists = std::filesystem::exists(path, ec);
@@ -651,6 +662,7 @@ Transition Registry::promote(const ModelRef& ref, const PromoteOptions& options)
     const auto current = impl_->active_row(target.model_id);
     Transition t{ref.model(), current ? std::optional(current->number) : std::nullopt, target.number};
     if (current && current->id == target.id) return t;  // already active: nothing to record
+    impl_->check_signature(target.id);
     if (options.require_better && current) {
       const std::string& m = *options.require_better;
       const auto candidate = impl_->metric(target.id, m);
@@ -717,6 +729,7 @@ Transition Registry::rollback(std::string_view model, const RollbackOptions& opt
                                 model));
       }
     }
+    impl_->check_signature(target->id);
     impl_->set_active(*target, current);
     Transition t{std::string(model), current ? std::optional(current->number) : std::nullopt, target->number};
     impl_->record_event(mid, "rollback", target->number, t.from_version, target->number, who, options.reason);

@@ -186,6 +186,18 @@ struct Registry::Impl {
   mutable std::mutex mutex;                // protects db and everything reached through it
   std::unique_ptr<SQLite::Database> db;    // protected by mutex
 
+  // signing_key_id(*options.signing_key), when there is a key.
+  std::string key_id;
+
+  // Signed versions (signing.cpp). The signatures table exists from schema 3 on.
+  bool has_signature_table() const;
+  std::optional<Signature> signature_of(std::int64_t version_id) const;
+  // Error(validation_failed) unless the version's signature verifies under options.signing_key;
+  // nothing when there is no key. Reads only metadata rows, never the blob's chunks.
+  void check_signature(std::int64_t version_id) const;
+  // Signs a committed version (inside the caller's write transaction).
+  void sign_version(std::int64_t version_id, const std::string& at, const std::string& who);
+
   std::string now() const {
     return detail::format_utc(options.clock ? options.clock() : std::chrono::system_clock::now());
   }
@@ -373,6 +385,7 @@ struct Registry::Impl {
         v.probe = std::move(p);
       }
     }
+    v.signature = signature_of(id);
     return v;
   }
 

@@ -70,6 +70,7 @@ std::string fingerprint(const std::filesystem::path& db) {
 struct Cli {
   test::TempDir dir;
   std::filesystem::path db = dir / "reg.db";
+  std::map<std::string, std::string> env;  // set in the child for the next commands
 
   Result run(std::vector<std::string> args, bool with_db = true) {
     static const char* bin = std::getenv("MODELREG_BIN");
@@ -84,6 +85,8 @@ struct Cli {
       ::dup2(o, 1);
       ::dup2(e, 2);
       ::unsetenv("MODELREG_DB");
+      ::unsetenv("MODELREG_SIGNING_KEY");
+      for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
       if (::chdir(dir.path().c_str()) != 0) ::_exit(127);
       std::vector<char*> argv{const_cast<char*>(bin)};
       for (auto& a : args) argv.push_back(a.data());
@@ -574,4 +577,57 @@ TEST_CASE_FIXTURE(Cli, "a progress bar appears on a terminal and never in a pipe
   CHECK(out.find("writing big@1 [") != std::string::npos);
   CHECK(out.find("100%") != std::string::npos);
   CHECK(slurp(dir / "copy.bin") == test::compressible_bytes(12 << 20, 5));
+}
+
+TEST_CASE_FIXTURE(Cli, "signed versions: keygen, sign, and --signing-key (or $MODELREG_SIGNING_KEY) on every command") {
+  const std::string key = (dir / "key").string(), other = (dir / "other.key").string();
+  const auto k = ok({"--json", "keygen", key}).parsed();
+  CHECK(k["key_id"].get<std::string>().size() == 16);
+  ok({"keygen", other});
+  refused({"keygen", key}, 1, "never overwritten");
+
+  const auto csv = write_data(*this, "train.csv", 800, 1);
+  const std::vector<std::string> train = {"--json", "train", "fraud", "--csv", csv.string(), "--target", "is_fraud",
+                                          "--type", "logistic_regression"};
+  auto with = [](std::vector<std::string> args, const std::string& key_file) {
+    args.push_back("--signing-key");
+    args.push_back(key_file);
+    return args;
+  };
+  auto v1 = ok(with(train, key)).parsed();
+  CHECK(v1["signature"]["key_id"] == k["key_id"]);
+  CHECK(v1["signature"]["algorithm"] == "hmac-sha256");
+  auto v2 = ok(train).parsed();  // no key: unsigned
+  CHECK(v2["signature"].is_null());
+  env["MODELREG_SIGNING_KEY"] = key;
+  auto blob = ok({"--json", "register", "blob", "--file", file("b.bin", "opaque bytes").string()}).parsed();
+  CHECK(blob["signature"]["key_id"] == k["key_id"]);
+  env.clear();
+
+  const auto rows = write_data(*this, "new.csv", 20, 9);
+  const std::string out = (dir / "out.bin").string();
+  ok(with({"promote", "fraud@1"}, key));
+  refused(with({"promote", "fraud@2"}, key), 1, "fraud@2 is not signed");
+  refused(with({"get", "fraud@2", "-o", out}, key), 1, "fraud@2 is not signed");
+  CHECK_FALSE(std::filesystem::exists(out));
+  refused(with({"predict", "fraud@2", "--csv", rows.string()}, key), 1, "fraud@2 is not signed");
+  refused(with({"predict", "fraud@1", "--csv", rows.string()}, other), 1, "is signed with key");
+  env["MODELREG_SIGNING_KEY"] = other;
+  refused({"get", "fraud@1", "-o", out}, 1, "is signed with key");
+  env.clear();
+  refused(with({"promote", "fraud@1"}, (dir / "missing.key").string()), 1, "does not exist");
+  refused({"sign", "fraud@2"}, 2, "needs a key");
+  auto bad = run(with({"--json", "verify"}, key));
+  CHECK(bad.status == 1);
+  CHECK(bad.parsed()["bad_versions"].size() == 1);  // fraud@2, unsigned
+
+  auto signed_now = ok(with({"--json", "sign", "fraud@2"}, key)).parsed();
+  CHECK(signed_now["signature"]["key_id"] == k["key_id"]);
+  ok(with({"promote", "fraud@2"}, key));
+  ok(with({"predict", "fraud@2", "--csv", rows.string()}, key));
+  ok(with({"verify"}, key));
+  CHECK(ok({"show", "fraud@2"}).out.find("hmac-sha256 with key " + k["key_id"].get<std::string>()) != std::string::npos);
+  CHECK(ok({"show", "blob@1"}).out.find("signed") != std::string::npos);
+  // Without a key nothing is checked: a registry that does not use signing works as before.
+  ok({"get", "fraud@2", "-o", out});
 }

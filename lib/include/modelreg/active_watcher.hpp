@@ -60,6 +60,9 @@ struct WatcherOptions {
   std::function<std::chrono::steady_clock::time_point()> clock{};
   // Receives one line per swap and per failed load. Default: none.
   std::function<void(std::string_view line)> log{};
+  // Only versions signed with this key are loaded (Options::signing_key); a version that is
+  // unsigned or wrongly signed counts as a failed load: the serving version stays. Default: none.
+  std::optional<std::string> signing_key{};
 };
 
 struct WatcherStatus {

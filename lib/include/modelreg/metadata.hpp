@@ -70,6 +70,15 @@ struct Probe {
   std::vector<double> outputs;
 };
 
+// A version's signature (see signing.hpp). Present when the version was signed; whether it
+// verifies is checked by a registry that has the key, when it promotes or loads the version.
+struct Signature {
+  std::string algorithm;  // "hmac-sha256"
+  std::string key_id;     // signing_key_id() of the key that signed it
+  std::string signed_at;
+  std::string signed_by;
+};
+
 // Everything the registry knows about one version.
 struct ModelVersion {
   VersionId id;
@@ -91,6 +100,8 @@ struct ModelVersion {
   std::vector<std::pair<VersionId, std::string>> parents;
   // Present for models saved with Registry::save_model.
   std::optional<Probe> probe;
+  // Present when the version is signed (schema 3 and later).
+  std::optional<Signature> signature;
 
   std::string ref_string() const { return id.to_string(); }
 };

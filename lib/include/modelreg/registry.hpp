@@ -29,6 +29,7 @@
 #include "modelreg/metadata.hpp"
 #include "modelreg/model.hpp"
 #include "modelreg/model_ref.hpp"
+#include "modelreg/signing.hpp"
 
 namespace modelreg {
 
@@ -57,6 +58,13 @@ struct Options {
   std::string default_actor;
   // The time source for created_at and event times. Default: the system clock. Tests inject one.
   std::function<std::chrono::system_clock::time_point()> clock;
+  // A signing key (the contents of a key file: read_signing_key in signing.hpp). When set, every
+  // version this registry writes is signed with HMAC-SHA256 over its checksum and immutable
+  // metadata, and promote, rollback and every load (load_model, load_bytes, load_to*, verify)
+  // refuse a version that is unsigned or does not verify under this key, with
+  // Error(validation_failed), before any of its bytes are read. Default: none (versions are not
+  // signed and signatures are not checked).
+  std::optional<std::string> signing_key;
 };
 
 // A new version, minus its bytes. Only `model` and `format` are required.
@@ -266,6 +274,11 @@ class Registry {
   void set_tag(const ModelRef& ref, std::string_view key, std::string_view value,
                const Change& change = {});
   void remove_tag(const ModelRef& ref, std::string_view key, const Change& change = {});
+  // Signs an unsigned version (one imported, or registered without a key) with
+  // Options::signing_key; Error(invalid_argument) without one. A version already signed with this
+  // key and verifying: returned unchanged. Signed with another key, or not verifying:
+  // Error(conflict) / Error(validation_failed) — a signature never changes.
+  ModelVersion sign(const ModelRef& ref, const Change& change = {});
   // Deletes blobs no version references and reclaims their pages; with options.delete_archived,
   // first deletes archived versions (see GcOptions). Never touches the active version, nor a blob
   // that any remaining version uses.

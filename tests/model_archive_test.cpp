@@ -13,6 +13,7 @@
 #include "modelreg/gradient_boosted_trees.hpp"
 #include "modelreg/logistic_regression.hpp"
 #include "modelreg/model_archive.hpp"
+#include "modelreg/model_serialization.hpp"
 #include "modelreg/random_forest.hpp"
 #include "modelreg/training.hpp"
 
@@ -240,6 +241,33 @@ TEST_CASE("a stored tree that is not a tree, or tests a missing feature, is corr
   CHECK(code_of([&] { (void)deserialize_model(with_payload(bytes, negative)); }) == Errc::corruption);
 }
 
+TEST_CASE("a classification tree whose leaf is not a probability is corruption; a boosted tree's log-odds leaf loads") {
+  // Found by fuzz/archive_fuzz: a leaf of -4 loaded, and predict_proba answered -4.
+  for (const std::string type : {"decision_tree", "random_forest", "gradient_boosted_trees"}) {
+    CAPTURE(type);
+    const auto model = trained(type);
+    const Tree& tree = type == "decision_tree" ? dynamic_cast<const DecisionTree&>(*model).tree()
+                       : type == "random_forest" ? dynamic_cast<const RandomForest&>(*model).trees().front()
+                                                 : dynamic_cast<const GradientBoostedTrees&>(*model).trees().front();
+    const std::string bytes = serialize_model(*model);
+    const std::string payload = payload_of(bytes);
+    // The first tree: its feature array, then its value array (8-byte count, then floats).
+    const std::size_t values = feature_array_offset(payload, tree.node_count()) + 8 + 4 * tree.node_count() + 8;
+    const std::size_t last = values + 4 * (tree.node_count() - 1);  // the last node: a leaf
+    for (float leaf : {-4.0f, 1.5f}) {
+      std::string crafted = payload;
+      std::memcpy(crafted.data() + last, &leaf, 4);
+      if (type == "gradient_boosted_trees") {
+        CHECK_NOTHROW((void)deserialize_model(with_payload(bytes, crafted)));
+      } else {
+        const std::string message = message_of([&] { (void)deserialize_model(with_payload(bytes, crafted)); });
+        CHECK(code_of([&] { (void)deserialize_model(with_payload(bytes, crafted)); }) == Errc::corruption);
+        CHECK(contains(message, "not a probability in [0, 1]"));
+      }
+    }
+  }
+}
+
 TEST_CASE("bytes after the model are corruption") {
   const std::string bytes = serialize_model(*trained("gradient_boosted_trees"));
   const std::string longer = with_payload(bytes, payload_of(bytes) + "extra");
@@ -281,4 +309,79 @@ TEST_CASE("random payloads behind a valid header never crash: every one is a mod
 
 TEST_CASE("an untrained model cannot be saved") {
   CHECK(contains(message_of([] { (void)serialize_model(RandomForest()); }), "untrained random_forest"));
+}
+
+namespace {
+
+// What the streamed path makes of `bytes`, pulled in pieces of `piece` bytes: the header pass,
+// then the payload through a ByteSpanBuffer window of `window` bytes. "ok:<type>" or the error.
+std::string streamed(const std::string& bytes, std::size_t piece, std::size_t window) {
+  auto pull_from = [piece](std::string_view data) {
+    auto pos = std::make_shared<std::size_t>(0);
+    return [data, pos, piece](char* out, std::size_t size) {
+      const std::size_t n = std::min({size, piece, data.size() - *pos});
+      std::memcpy(out, data.data() + *pos, n);
+      *pos += n;
+      return n;
+    };
+  };
+  try {
+    const ArchiveInfo info = detail::decode_header_stream(pull_from(bytes));
+    ByteSpanBuffer payload(pull_from(std::string_view(bytes).substr(info.header_size)), info.payload_size, window);
+    return "ok:" + detail::deserialize_payload(payload, info, "")->type_name();
+  } catch (const Error& e) {
+    return fmt::format("error {}", static_cast<int>(e.code()));
+  }
+}
+
+std::string whole(const std::string& bytes) {
+  try {
+    return "ok:" + deserialize_model(bytes)->type_name();
+  } catch (const Error& e) {
+    return fmt::format("error {}", static_cast<int>(e.code()));
+  }
+}
+
+}  // namespace
+
+TEST_CASE("streamed loading (header pass, then payload through a small window) agrees with loading in memory") {
+  for (const auto& type : built_in_model_types()) {
+    CAPTURE(type);
+    const std::string bytes = serialize_model(*trained(type));
+    for (std::size_t piece : {std::size_t{1}, std::size_t{7}, std::size_t{4096}, bytes.size()}) {
+      for (std::size_t window : {std::size_t{1}, std::size_t{13}, std::size_t{65536}}) {
+        CAPTURE(piece);
+        CAPTURE(window);
+        CHECK(streamed(bytes, piece, window) == "ok:" + type);
+      }
+    }
+    // The same model, bit for bit.
+    const auto fresh = test::fresh_rows(50);
+    const ArchiveInfo info = detail::decode_header(bytes);
+    ByteSpanBuffer payload(
+        [&, pos = std::size_t{info.header_size}](char* out, std::size_t size) mutable {
+          const std::size_t n = std::min(size, bytes.size() - pos);
+          std::memcpy(out, bytes.data() + pos, n);
+          pos += n;
+          return n;
+        },
+        info.payload_size, 100);
+    CHECK(detail::deserialize_payload(payload, info, type)->predict_proba(fresh.x) ==
+          deserialize_model(bytes)->predict_proba(fresh.x));
+  }
+  // Truncations, flips and extensions: the same verdict either way.
+  const std::string bytes = serialize_model(*trained("decision_tree"));
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 400; ++round) {
+    std::string bad = bytes;
+    switch (round % 3) {
+      case 0: bad.resize(rng() % bytes.size()); break;
+      case 1: bad[rng() % bad.size()] ^= static_cast<char>(1 + rng() % 255); break;
+      default: bad += std::string(1 + rng() % 40, 'x'); break;
+    }
+    CAPTURE(round);
+    const std::string expected = whole(bad);
+    CHECK(expected != "ok:decision_tree");
+    CHECK(streamed(bad, 1 + rng() % 64, 1 + rng() % 512) == expected);
+  }
 }

@@ -188,3 +188,31 @@ TEST_CASE_FIXTURE(Fixture, "the schema keeps a committed probe immutable") {
   CHECK_THROWS(d.exec("DELETE FROM probes"));
   CHECK(d.execAndGet("SELECT n_rows FROM version_probes WHERE model = 'fraud'").getInt() == 16);
 }
+
+TEST_CASE("a model whose archive spans many chunks loads streamed, identical, and damage in any chunk is caught") {
+  test::TempDir dir;
+  Options o;
+  o.chunk_size = 64u << 10;  // the smallest chunk: a forest of a few hundred KiB spans several
+  Registry reg(dir / "r.db", o);
+  const TrainTestSplit data = test::small_fraud();
+  NewVersion spec;
+  spec.model = "forest";
+  for (int level : {3, 0}) {  // zstd frames, and chunks stored raw (two forests: blobs are not shared)
+    const auto forest = train_model("random_forest", data.train, {{"n_estimators", level == 3 ? "400" : "401"}});
+    spec.level = level;
+    spec.notes = fmt::format("level {}", level);
+    const ModelVersion v = reg.save_model(*forest, spec, data.test.x);
+    CAPTURE(level);
+    CAPTURE(v.blob.raw_size);
+    REQUIRE(v.blob.chunk_count >= 3);
+    const auto loaded = reg.load_model(ModelRef::number("forest", v.id.number));
+    CHECK(loaded.model->predict_proba(data.test.x) == forest->predict_proba(data.test.x));
+  }
+  // A byte of the last chunk of version 1 changed: nothing is returned.
+  test::flip_chunk_byte(dir / "r.db",
+                        "SELECT rowid FROM blob_chunks WHERE blob_id = (SELECT blob_id FROM versions WHERE number = 1) "
+                        "ORDER BY seq DESC LIMIT 1");
+  CHECK(code_of([&] { reg.load_model(ModelRef::parse("forest@1")); }) == Errc::corruption);
+  CHECK(contains(message_of([&] { reg.load_model(ModelRef::parse("forest@1")); }), "forest@1"));
+  CHECK_NOTHROW(reg.load_model(ModelRef::parse("forest@2")));
+}

@@ -4,10 +4,17 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 
 #include "modelreg/model_archive.hpp"
+
+namespace modelreg {
+class ByteSpanBuffer;
+class Model;
+}  // namespace modelreg
 
 namespace modelreg::detail {
 
@@ -45,7 +52,21 @@ void seal_archive(std::string& archive, std::size_t header_size);
 // XXH3-64 of bytes [20, end) seeded with the XXH3-64 of bytes [0, 12): everything but the checksum.
 std::uint64_t archive_checksum(std::string_view archive);
 
+// Any header fits in this many bytes (its size is a 16-bit field).
+inline constexpr std::size_t kMaxHeaderBytes = 65536;
+
 // Checks the header as described in model_archive.hpp and returns what it says.
 ArchiveInfo decode_header(std::string_view archive);
+// The same checks, given the archive's first bytes (at least the whole header, or all of a shorter
+// archive), its total size and its archive_checksum.
+ArchiveInfo decode_header_fields(std::string_view first_bytes, std::uint64_t total_size, std::uint64_t checksum);
+// The same checks over an archive pulled from `read` (until it returns 0) without holding it in
+// memory: the first pass of a streamed load.
+ArchiveInfo decode_header_stream(const std::function<std::size_t(char*, std::size_t)>& read);
+
+// Deserializes the payload `payload` holds (positioned just after the header described by `info`);
+// what deserialize_model does after decode_header. `payload` must end where the archive ends.
+std::unique_ptr<Model> deserialize_payload(ByteSpanBuffer& payload, const ArchiveInfo& info,
+                                           std::string_view expected_type);
 
 }  // namespace modelreg::detail

@@ -294,48 +294,68 @@ BlobInfo BlobStore::info(std::int64_t blob_id) {
   return b;
 }
 
-void BlobStore::read(std::int64_t blob_id, std::string_view owner, const ByteSink& sink,
-                     const ProgressFn& progress) {
-  const BlobInfo blob = info(blob_id);
-  auto corrupt = [&](const std::string& what) {
-    return Error(Errc::corruption,
-                 fmt::format("{}: stored bytes are corrupt: {}; nothing was loaded — restore the "
-                             "database from a backup or register the model again",
-                             owner, what));
-  };
-  if (blob.codec != "zstd" && blob.codec != "none") {
-    throw corrupt(fmt::format("unknown codec '{}'", blob.codec));
-  }
+// ---- reading ------------------------------------------------------------------------------------
 
-  SQLite::Statement chunks(db_,
-                           "SELECT rowid, seq, raw_size, checksum FROM blob_chunks WHERE blob_id = ? ORDER BY seq");
-  chunks.bind(1, blob_id);
-
-  sqlite3* handle = db_.getHandle();
+struct BlobReader::State {
+  SQLite::Database& db;
+  std::string owner;
+  BlobInfo blob;
+  SQLite::Statement chunks;
   std::unique_ptr<sqlite3_blob, BlobHandleCloser> cursor;
-  std::unique_ptr<ZSTD_DCtx, ZstdDCtxDeleter> dctx(ZSTD_createDCtx());
-  std::string stored;
-  std::string raw;
-  Sha256 sha;
+  std::unique_ptr<ZSTD_DCtx, ZstdDCtxDeleter> dctx;
+  Buffer stored;                   // the current chunk as stored
+  std::size_t stored_size = 0;
+  std::size_t stored_pos = 0;      // codec none: bytes handed out; zstd: bytes consumed
+  std::int64_t seq = -1;           // the current chunk; -1 before the first
+  std::uint64_t chunk_raw = 0;     // its raw size
+  std::uint64_t chunk_out = 0;     // raw bytes of it handed out so far
+  bool in_chunk = false;
+  bool frame_done = false;         // zstd: the current chunk's frame has ended
+  bool finished = false;
   std::uint64_t expected_seq = 0;
   std::uint64_t done = 0;
-  if (progress) progress(0, blob.raw_size);  // lets the caller size its output before the first chunk
+  Sha256 sha;
 
-  while (chunks.executeStep()) {
+  State(SQLite::Database& d, std::int64_t blob_id, std::string o)
+      : db(d),
+        owner(std::move(o)),
+        blob(BlobStore(d).info(blob_id)),
+        chunks(d, "SELECT rowid, seq, raw_size, checksum FROM blob_chunks WHERE blob_id = ? ORDER BY seq") {
+    if (blob.codec != "zstd" && blob.codec != "none") throw corrupt(fmt::format("unknown codec '{}'", blob.codec));
+    chunks.bind(1, blob_id);
+    if (blob.codec == "zstd") {
+      dctx.reset(ZSTD_createDCtx());
+      if (!dctx) throw Error(Errc::io_error, "out of memory for a zstd decompression context");
+      // A frame never needs a window larger than its chunk: refuse crafted frames that ask for more.
+      int log = 10;
+      while ((std::uint64_t{1} << log) < blob.chunk_size && log < 30) ++log;
+      ZSTD_DCtx_setParameter(dctx.get(), ZSTD_d_windowLogMax, log);
+    }
+  }
+
+  Error corrupt(const std::string& what) const {
+    return Error(Errc::corruption, fmt::format("{}: stored bytes are corrupt: {}; nothing was loaded — restore the "
+                                               "database from a backup or register the model again",
+                                               owner, what));
+  }
+
+  // Reads and verifies the next chunk's stored bytes; false when there are no more chunks.
+  bool next_chunk() {
+    if (!chunks.executeStep()) return false;
     const std::int64_t rowid = chunks.getColumn(0).getInt64();
-    const std::int64_t seq = chunks.getColumn(1).getInt64();
+    seq = chunks.getColumn(1).getInt64();
     const std::int64_t raw_size = chunks.getColumn(2).getInt64();
     const std::int64_t checksum = chunks.getColumn(3).getInt64();
     if (seq < 0 || static_cast<std::uint64_t>(seq) != expected_seq) {
       throw corrupt(fmt::format("chunk {} is missing (found chunk {} instead)", expected_seq, seq));
     }
     if (raw_size < 0 || static_cast<std::uint64_t>(raw_size) > blob.chunk_size) {
-      throw corrupt(fmt::format("chunk {} claims {} raw bytes, above the chunk size {}", seq, raw_size,
-                                blob.chunk_size));
+      throw corrupt(fmt::format("chunk {} claims {} raw bytes, above the chunk size {}", seq, raw_size, blob.chunk_size));
     }
-    // Incremental blob I/O reads the value straight into our reused buffer.
+    sqlite3* handle = db.getHandle();
     int rc = SQLITE_OK;
     if (!cursor) {
+      // Incremental blob I/O reads the value straight into our reused buffer.
       sqlite3_blob* b = nullptr;
       rc = sqlite3_blob_open(handle, "main", "blob_chunks", "data", rowid, 0, &b);
       cursor.reset(b);
@@ -345,45 +365,135 @@ void BlobStore::read(std::int64_t blob_id, std::string_view owner, const ByteSin
     if (rc != SQLITE_OK) {
       throw Error(Errc::io_error, fmt::format("{}: cannot read chunk {}: {}", owner, seq, sqlite3_errmsg(handle)));
     }
-    const int stored_size = sqlite3_blob_bytes(cursor.get());
-    if (stored.size() < static_cast<std::size_t>(stored_size)) stored.resize(static_cast<std::size_t>(stored_size));
-    rc = sqlite3_blob_read(cursor.get(), stored.data(), stored_size, 0);
+    stored_size = static_cast<std::size_t>(sqlite3_blob_bytes(cursor.get()));
+    stored.reserve(stored_size);
+    rc = sqlite3_blob_read(cursor.get(), stored.data.get(), static_cast<int>(stored_size), 0);
     if (rc != SQLITE_OK) {
       throw Error(Errc::io_error, fmt::format("{}: cannot read chunk {}: {}", owner, seq, sqlite3_errstr(rc)));
     }
-    if (chunk_checksum(stored.data(), static_cast<std::size_t>(stored_size)) != checksum) {
+    if (chunk_checksum(stored.data.get(), stored_size) != checksum) {
       throw corrupt(fmt::format("chunk {} of {} fails its checksum", seq + 1, blob.chunk_count));
     }
-    const char* out = stored.data();
-    std::size_t out_size = static_cast<std::size_t>(stored_size);
-    if (blob.codec == "zstd") {
-      if (raw.size() < static_cast<std::size_t>(raw_size)) raw.resize(static_cast<std::size_t>(raw_size));
-      std::size_t n = ZSTD_decompressDCtx(dctx.get(), raw.data(), static_cast<std::size_t>(raw_size),
-                                          stored.data(), static_cast<std::size_t>(stored_size));
-      if (ZSTD_isError(n)) {
-        throw corrupt(fmt::format("chunk {} does not decompress: {}", seq + 1, ZSTD_getErrorName(n)));
-      }
-      out = raw.data();
-      out_size = n;
+    if (dctx) ZSTD_DCtx_reset(dctx.get(), ZSTD_reset_session_only);
+    stored_pos = 0;
+    frame_done = false;
+    chunk_raw = static_cast<std::uint64_t>(raw_size);
+    chunk_out = 0;
+    in_chunk = true;
+    return true;
+  }
+
+  void end_chunk() {
+    if (chunk_out != chunk_raw) {
+      throw corrupt(fmt::format("chunk {} holds {} bytes, expected {}", seq + 1, chunk_out, chunk_raw));
     }
-    if (out_size != static_cast<std::size_t>(raw_size)) {
-      throw corrupt(fmt::format("chunk {} holds {} bytes, expected {}", seq + 1, out_size, raw_size));
-    }
-    sha.update(out, out_size);
-    sink(out, out_size);
-    done += out_size;
+    in_chunk = false;
     ++expected_seq;
-    if (progress) progress(done, blob.raw_size);
   }
-  if (expected_seq != blob.chunk_count) {
-    throw corrupt(fmt::format("{} of {} chunks are present", expected_seq, blob.chunk_count));
+
+  void finish() {
+    if (expected_seq != blob.chunk_count) {
+      throw corrupt(fmt::format("{} of {} chunks are present", expected_seq, blob.chunk_count));
+    }
+    if (done != blob.raw_size) throw corrupt(fmt::format("{} bytes read, expected {}", done, blob.raw_size));
+    const std::string digest = sha.hex_digest();
+    if (digest != blob.sha256) throw corrupt(fmt::format("SHA-256 is {}, expected {}", digest, blob.sha256));
+    finished = true;
+    // The cursor and statement hold the read transaction's snapshot open: let go of them now.
+    cursor.reset();
+    chunks.reset();
   }
-  if (done != blob.raw_size) {
-    throw corrupt(fmt::format("{} bytes read, expected {}", done, blob.raw_size));
+
+  // Up to `size` bytes of the current chunk; 0 when it has ended (and was checked).
+  std::size_t from_chunk(char* out, std::size_t size) {
+    std::size_t n = 0;
+    if (!dctx) {
+      n = std::min(size, stored_size - stored_pos);
+      std::memcpy(out, stored.data.get() + stored_pos, n);
+      stored_pos += n;
+    } else {
+      if (frame_done) {
+        end_chunk();
+        return 0;
+      }
+      ZSTD_outBuffer o{out, size, 0};
+      ZSTD_inBuffer in{stored.data.get(), stored_size, stored_pos};
+      // Until output appears or the frame ends (a frame may consume input without output).
+      while (o.pos == 0) {
+        const std::size_t hint = ZSTD_decompressStream(dctx.get(), &o, &in);
+        if (ZSTD_isError(hint)) {
+          throw corrupt(fmt::format("chunk {} does not decompress: {}", seq + 1, ZSTD_getErrorName(hint)));
+        }
+        if (hint == 0) {
+          frame_done = true;
+          break;
+        }
+        if (in.pos == in.size && o.pos < o.size) {
+          throw corrupt(fmt::format("chunk {} ends in the middle of its zstd frame", seq + 1));
+        }
+      }
+      stored_pos = in.pos;
+      if (frame_done && in.pos != in.size) {
+        throw corrupt(fmt::format("chunk {} has {} bytes after its zstd frame", seq + 1, in.size - in.pos));
+      }
+      n = o.pos;
+      if (n == 0) {
+        end_chunk();
+        return 0;
+      }
+    }
+    if (chunk_out + n > chunk_raw) {
+      throw corrupt(fmt::format("chunk {} holds more than the {} bytes it declares", seq + 1, chunk_raw));
+    }
+    chunk_out += n;
+    if (n == 0) end_chunk();
+    return n;
   }
-  const std::string digest = sha.hex_digest();
-  if (digest != blob.sha256) {
-    throw corrupt(fmt::format("SHA-256 is {}, expected {}", digest, blob.sha256));
+};
+
+BlobReader::BlobReader(SQLite::Database& db, std::int64_t blob_id, std::string owner)
+    : s_(std::make_unique<State>(db, blob_id, std::move(owner))) {}
+BlobReader::~BlobReader() = default;
+const BlobInfo& BlobReader::info() const noexcept { return s_->blob; }
+std::uint64_t BlobReader::done() const noexcept { return s_->done; }
+
+std::size_t BlobReader::read(char* out, std::size_t size) {
+  State& s = *s_;
+  if (s.finished || size == 0) return 0;
+  while (true) {
+    if (!s.in_chunk && !s.next_chunk()) {
+      s.finish();
+      return 0;
+    }
+    const std::size_t n = s.from_chunk(out, size);
+    if (n > 0) {
+      s.sha.update(out, n);
+      s.done += n;
+      return n;
+    }
+  }
+}
+
+void BlobStore::read(std::int64_t blob_id, std::string_view owner, const ByteSink& sink,
+                     const ProgressFn& progress) {
+  BlobReader reader(db_, blob_id, std::string(owner));
+  const BlobInfo& blob = reader.info();
+  if (progress) progress(0, blob.raw_size);  // lets the caller size its output before the first bytes
+  // Pieces of up to one chunk: the sink sees as few, as large, calls as before.
+  Buffer piece;
+  const std::size_t size = static_cast<std::size_t>(std::min<std::uint64_t>(std::max<std::uint64_t>(blob.raw_size, 1),
+                                                                            blob.chunk_size));
+  piece.reserve(size);
+  while (true) {
+    std::size_t filled = 0;
+    while (filled < size) {
+      const std::size_t n = reader.read(piece.data.get() + filled, size - filled);
+      if (n == 0) break;
+      filled += n;
+    }
+    if (filled == 0) break;
+    sink(piece.data.get(), filled);
+    if (progress) progress(reader.done(), blob.raw_size);
   }
 }
 

@@ -13,6 +13,7 @@
 #include <filesystem>
 #include <functional>
 #include <istream>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -89,6 +90,29 @@ struct StoredBlob {
 
 // Receives verified raw bytes in order.
 using ByteSink = std::function<void(const char* data, std::size_t size)>;
+
+// Pulls a blob's raw bytes in pieces of the caller's size, verifying as BlobStore::read does:
+// each chunk's XXH3 before any of its bytes are handed out (then streaming zstd, so memory is one
+// stored chunk plus zstd's window, whatever the piece size), and at the end — the read() that
+// returns 0 — the chunk count, the total size and the SHA-256. Throws Error(corruption) on any
+// mismatch, Error(io_error) when SQLite cannot read a chunk. Uses the caller's connection, inside
+// the caller's read transaction and lock, for its whole life.
+class BlobReader {
+ public:
+  BlobReader(SQLite::Database& db, std::int64_t blob_id, std::string owner);
+  ~BlobReader();
+  BlobReader(const BlobReader&) = delete;
+  BlobReader& operator=(const BlobReader&) = delete;
+
+  // Up to `size` verified raw bytes (fewer only at a chunk's end); 0 at the verified end.
+  std::size_t read(char* out, std::size_t size);
+  const BlobInfo& info() const noexcept;
+  std::uint64_t done() const noexcept;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
 
 class BlobStore {
  public:

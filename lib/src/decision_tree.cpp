@@ -77,6 +77,7 @@ void DecisionTree::serialize(Archive& archive, unsigned version) {
     if (tree_.max_feature() >= 0 && static_cast<std::size_t>(tree_.max_feature()) >= n_features_) {
       detail::corrupt(kType, fmt::format("the tree tests feature {} of {}", tree_.max_feature(), n_features_));
     }
+    detail::check_probability_leaves(tree_, kType);
   }
 }
 

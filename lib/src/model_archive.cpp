@@ -98,21 +98,57 @@ void seal_archive(std::string& archive, std::size_t header_size) {
 }
 
 ArchiveInfo decode_header(std::string_view archive) {
+  const std::uint64_t computed = archive.size() >= kFrozenPrefix ? archive_checksum(archive) : 0;
+  return decode_header_fields(archive.substr(0, kMaxHeaderBytes), archive.size(), computed);
+}
+
+ArchiveInfo decode_header_stream(const std::function<std::size_t(char*, std::size_t)>& read) {
+  // The first kMaxHeaderBytes are kept (any header fits); the rest only goes through the checksum.
+  std::string prefix;
+  XXH3_state_t* state = XXH3_createState();
+  if (state == nullptr) throw std::bad_alloc();
+  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> owner(state, &XXH3_freeState);
+  bool seeded = false;
+  std::uint64_t total = 0;
+  std::vector<char> buffer(64u << 10);
+  while (true) {
+    const std::size_t n = read(buffer.data(), buffer.size());
+    if (n == 0) break;
+    std::string_view piece(buffer.data(), n);
+    const std::uint64_t start = total;
+    total += n;
+    if (prefix.size() < kMaxHeaderBytes) {
+      prefix.append(piece.substr(0, kMaxHeaderBytes - prefix.size()));
+    }
+    if (!seeded && total >= kFrozenPrefix) {
+      // The seed covers bytes [0, 12); the checksum field [12, 20) is skipped.
+      XXH3_64bits_reset_withSeed(state, XXH3_64bits(prefix.data(), kChecksumOffset));
+      seeded = true;
+      if (total > kFrozenPrefix) XXH3_64bits_update(state, piece.data() + (kFrozenPrefix - start), total - kFrozenPrefix);
+    } else if (seeded) {
+      XXH3_64bits_update(state, piece.data(), piece.size());
+    }
+  }
+  return decode_header_fields(prefix, total, seeded ? XXH3_64bits_digest(state) : 0);
+}
+
+ArchiveInfo decode_header_fields(std::string_view archive, std::uint64_t total_size, std::uint64_t computed) {
+  // `archive` holds the first bytes (all of the header when the archive is whole); total_size is
+  // the archive's full size; `computed` its checksum (archive_checksum).
   const std::string_view magic(kArchiveMagic, sizeof kArchiveMagic);
   if (archive.substr(0, magic.size()) != magic.substr(0, std::min(archive.size(), magic.size()))) {
     corrupt("not a modelreg model archive (wrong magic bytes)");
   }
-  if (archive.size() < kFrozenPrefix) corrupt(fmt::format("truncated: {} bytes, the header alone needs more", archive.size()));
+  if (total_size < kFrozenPrefix) corrupt(fmt::format("truncated: {} bytes, the header alone needs more", total_size));
 
   const auto header_version = static_cast<unsigned>(get_le(archive, 8, 2));
   const auto header_size = static_cast<std::size_t>(get_le(archive, 10, 2));
   const std::uint64_t stored = get_le(archive, kChecksumOffset, 8);
-  const std::uint64_t computed = archive_checksum(archive);
   if (stored != computed) {
     if (header_version == kHeaderVersion && header_size >= kFixedHeaderV1 && archive.size() >= kFixedHeaderV1) {
       const std::uint64_t expected = header_size + get_le(archive, 28, 8);
-      if (archive.size() < expected) corrupt(fmt::format("truncated: {} of {} bytes", archive.size(), expected));
-      if (archive.size() > expected) corrupt(fmt::format("{} bytes more than the {} the header declares", archive.size() - expected, expected));
+      if (total_size < expected) corrupt(fmt::format("truncated: {} of {} bytes", total_size, expected));
+      if (total_size > expected) corrupt(fmt::format("{} bytes more than the {} the header declares", total_size - expected, expected));
     }
     corrupt(fmt::format("checksum mismatch (stored {:016x}, computed {:016x}): the bytes were altered", stored, computed));
   }
@@ -122,6 +158,7 @@ ArchiveInfo decode_header(std::string_view archive) {
                              kHeaderVersion));
   }
   if (header_size < kFixedHeaderV1 || header_size > archive.size()) corrupt(fmt::format("header size {}", header_size));
+  // From here on every field read lies inside the header, which `archive` holds whole.
 
   ArchiveInfo info;
   info.header_version = header_version;
@@ -157,8 +194,8 @@ ArchiveInfo decode_header(std::string_view archive) {
     }
   }
   info.payload_size = get_le(archive, 28, 8);
-  if (info.payload_size != archive.size() - header_size) {
-    corrupt(fmt::format("header declares a {}-byte payload, {} bytes follow it", info.payload_size, archive.size() - header_size));
+  if (info.payload_size != total_size - header_size) {
+    corrupt(fmt::format("header declares a {}-byte payload, {} bytes follow it", info.payload_size, total_size - header_size));
   }
   const auto name_size = static_cast<std::size_t>(get_le(archive, 36, 2));
   if (kFixedHeaderV1 + name_size != header_size) corrupt(fmt::format("type name of {} bytes in a {}-byte header", name_size, header_size));
@@ -280,6 +317,13 @@ ArchiveInfo inspect_model_archive(std::string_view bytes) { return detail::decod
 
 std::unique_ptr<Model> deserialize_model(std::string_view bytes, std::string_view expected_type) {
   const ArchiveInfo info = detail::decode_header(bytes);
+  ByteSpanBuffer buffer(bytes.substr(info.header_size));
+  return detail::deserialize_payload(buffer, info, expected_type);
+}
+
+namespace detail {
+
+std::unique_ptr<Model> deserialize_payload(ByteSpanBuffer& buffer, const ArchiveInfo& info, std::string_view expected_type) {
   if (!expected_type.empty() && info.type_name != expected_type) {
     throw Error(Errc::validation_failed,
                 fmt::format("the archive holds a {} model, expected a {}", info.type_name, expected_type));
@@ -295,7 +339,6 @@ std::unique_ptr<Model> deserialize_model(std::string_view bytes, std::string_vie
                             "linked in and exported under that name)", info.type_name, known_types()));
   }
 
-  ByteSpanBuffer buffer(bytes.substr(info.header_size));
   detail::LoadingRoot watch;  // Model's constructor records the model being loaded here
   void* storage = nullptr;
   try {
@@ -340,5 +383,7 @@ std::unique_ptr<Model> deserialize_model(std::string_view bytes, std::string_vie
   }
   return model;
 }
+
+}  // namespace detail
 
 }  // namespace modelreg

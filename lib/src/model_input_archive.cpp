@@ -10,6 +10,8 @@
 #include <boost/archive/impl/basic_binary_iprimitive.ipp>
 #include <fmt/format.h>
 
+#include <algorithm>
+
 #include "modelreg/error.hpp"
 #include "modelreg/model_serialization.hpp"
 
@@ -22,10 +24,32 @@ template class binary_iarchive_impl<modelreg::ModelInputArchive, char, std::char
 
 namespace modelreg {
 
-ByteSpanBuffer::ByteSpanBuffer(std::string_view bytes) {
+ByteSpanBuffer::ByteSpanBuffer(std::string_view bytes) : total_(bytes.size()) {
   // std::streambuf wants char*; the get area is only ever read.
   char* begin = const_cast<char*>(bytes.data());
   setg(begin, begin, begin + bytes.size());
+}
+
+ByteSpanBuffer::ByteSpanBuffer(Source source, std::uint64_t total, std::size_t window)
+    : source_(std::move(source)), window_(std::max<std::size_t>(window, 1)), total_(total) {
+  setg(window_.data(), window_.data(), window_.data());
+}
+
+ByteSpanBuffer::int_type ByteSpanBuffer::underflow() {
+  if (gptr() < egptr()) return traits_type::to_int_type(*gptr());
+  base_ += static_cast<std::uint64_t>(gptr() - eback());
+  setg(window_.data(), window_.data(), window_.data());
+  if (!source_ || base_ >= total_) return traits_type::eof();
+  const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(window_.size(), total_ - base_));
+  std::size_t got = 0;
+  while (got < want) {
+    const std::size_t n = source_(window_.data() + got, want - got);
+    if (n == 0) break;
+    got += n;
+  }
+  if (got == 0) return traits_type::eof();
+  setg(window_.data(), window_.data(), window_.data() + got);
+  return traits_type::to_int_type(*gptr());
 }
 
 ModelInputArchive::ModelInputArchive(ByteSpanBuffer& buffer, unsigned library_version)

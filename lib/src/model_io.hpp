@@ -95,6 +95,16 @@ void serialize_trees(Archive& archive, std::vector<Tree>& trees, std::size_t n_f
   }
 }
 
+// The leaves of a classification tree (DecisionTree, RandomForest) hold P(label 1): each must be
+// in [0, 1], or predict_proba would answer outside it. (Gradient-boosted trees hold log-odds.)
+inline void check_probability_leaves(const Tree& tree, std::string_view type) {
+  for (const TreeNode& node : tree.nodes()) {
+    if (node.feature < 0 && !(node.value >= 0 && node.value <= 1)) {
+      corrupt(type, fmt::format("a leaf holds {}, not a probability in [0, 1]", node.value));
+    }
+  }
+}
+
 // n_features must be at least 1 and fit the int32 feature index of the trees.
 inline void check_feature_count(std::string_view type, std::size_t n_features) {
   if (n_features == 0 || n_features > static_cast<std::size_t>(std::numeric_limits<std::int32_t>::max())) {

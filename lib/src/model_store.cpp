@@ -2,7 +2,9 @@
 // back only after every check passes (the seed's "validate on load", made strict).
 #include <cmath>
 
+#include "archive_header.hpp"
 #include "modelreg/model_archive.hpp"
+#include "modelreg/model_serialization.hpp"
 #include "registry_impl.hpp"
 
 namespace modelreg {
@@ -85,34 +87,58 @@ LoadedModel Registry::load_model(const ModelRef& ref, const LoadOptions& options
                            "(or `modelreg get`)",
                            v.format, kModelFormat));
   }
-  // 1. Checksum: load_bytes verifies every chunk and the SHA-256 (Error(corruption)).
-  const std::string bytes = load_bytes(ModelRef::number(v.id.model, v.id.number));
   auto named = [&](const Error& e) { return Error(e.code(), fmt::format("{}: {}", name, e.what())); };
-  if (!options.validate) {
-    try {
-      loaded.model = deserialize_model(bytes);
-    } catch (const Error& e) {
-      throw named(e);
-    }
-    return loaded;
-  }
-  // 2. Archive header compatible with this build (Error(incompatible) / Error(corruption)).
-  ArchiveInfo info;
-  try {
-    info = inspect_model_archive(bytes);
-  } catch (const Error& e) {
-    throw named(e);
-  }
-  // 3. Type.
-  if (info.type_name != v.type_name) {
-    fail_check(name, "type", fmt::format("the archive holds a '{}' but the version was registered as '{}'",
-                                         info.type_name, v.type_name));
-  }
-  try {
-    loaded.model = deserialize_model(bytes, v.type_name);
-  } catch (const Error& e) {
-    throw named(e);
-  }
+  // The archive is streamed from the blob twice, in one read transaction, and never held whole:
+  // the first pass verifies every chunk, the SHA-256 and the archive's header and checksum; only
+  // then does the second pass deserialize (memory: the model, plus a chunk and a zstd window).
+  loaded.model = guarded(fmt::format("loading {}", name), [&] {
+    return impl_->with_blob(ModelRef::number(v.id.model, v.id.number), [&](const auto& open) {
+      // Errors of the blob already name the version; errors of the archive get its name here.
+      bool blob_failed = false;
+      auto pull_from = [&](detail::BlobReader& reader) {
+        return [&](char* buffer, std::size_t size) {
+          try {
+            return reader.read(buffer, size);
+          } catch (...) {
+            blob_failed = true;
+            throw;
+          }
+        };
+      };
+      // 1. Checksum (Error(corruption)) and 2. archive header compatible with this build
+      // (Error(incompatible) / Error(corruption)).
+      ArchiveInfo info;
+      {
+        auto reader = open();
+        try {
+          info = detail::decode_header_stream(pull_from(*reader));
+        } catch (const Error& e) {
+          if (blob_failed) throw;
+          throw named(e);
+        }
+      }
+      // 3. Type.
+      if (options.validate && info.type_name != v.type_name) {
+        fail_check(name, "type", fmt::format("the archive holds a '{}' but the version was registered as '{}'",
+                                             info.type_name, v.type_name));
+      }
+      auto reader = open();
+      std::vector<char> header(info.header_size);
+      for (std::size_t got = 0; got < header.size();) {
+        const std::size_t n = reader->read(header.data() + got, header.size() - got);
+        if (n == 0) throw named(Error(Errc::corruption, "the archive ended inside its header on the second read"));
+        got += n;
+      }
+      ByteSpanBuffer payload(pull_from(*reader), info.payload_size);
+      try {
+        return detail::deserialize_payload(payload, info, options.validate ? std::string_view(v.type_name) : "");
+      } catch (const Error& e) {
+        if (blob_failed) throw;
+        throw named(e);
+      }
+    });
+  });
+  if (!options.validate) return loaded;
   // 4. Feature count.
   if (loaded.model->n_features() != v.features.size()) {
     fail_check(name, "n_features", fmt::format("the model takes {} features but the version registers {}",

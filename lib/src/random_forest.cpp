@@ -131,6 +131,7 @@ void RandomForest::serialize(Archive& archive, unsigned version) {
     if (trees_.size() != params_.n_estimators) {
       detail::corrupt(kType, fmt::format("{} trees, n_estimators says {}", trees_.size(), params_.n_estimators));
     }
+    for (const auto& tree : trees_) detail::check_probability_leaves(tree, kType);
   }
 }
 

@@ -18,6 +18,7 @@
 
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
 
 #include "blob_store.hpp"
 #include "database.hpp"
@@ -197,6 +198,22 @@ struct Registry::Impl {
   void check_signature(std::int64_t version_id) const;
   // Signs a committed version (inside the caller's write transaction).
   void sign_version(std::int64_t version_id, const std::string& at, const std::string& who);
+
+  // Calls f(open) under the lock and in one read transaction, after the version's signature was
+  // checked; each open() returns a new BlobReader over the version's blob (the same snapshot), so
+  // a caller can verify the bytes in one pass and use them in another without holding them.
+  template <class F>
+  auto with_blob(const ModelRef& ref, F&& f) const {
+    std::lock_guard lock(mutex);
+    SQLite::Transaction txn(*db, SQLite::TransactionBehavior::DEFERRED);
+    const VersionRow row = require_row(ref);
+    const std::string owner = version_id_of(row.id).to_string();
+    check_signature(row.id);  // before a byte of the blob is read
+    auto open = [&] { return std::make_unique<detail::BlobReader>(*db, row.blob_id, owner); };
+    auto result = f(open);
+    txn.commit();
+    return result;
+  }
 
   std::string now() const {
     return detail::format_utc(options.clock ? options.clock() : std::chrono::system_clock::now());

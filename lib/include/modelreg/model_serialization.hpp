@@ -43,6 +43,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <streambuf>
 #include <string>
 #include <string_view>
@@ -72,12 +73,27 @@ BOOST_CLASS_TRACKING(modelreg::Tree, boost::serialization::track_never)
 
 namespace modelreg {
 
-// A read-only stream buffer over bytes the caller keeps alive; knows how many bytes are left.
+// A read-only stream buffer that knows how many bytes are left: over bytes the caller keeps alive,
+// or over `total` bytes pulled from a source through a small window (so that a large archive is
+// deserialized without ever being in memory whole).
 class ByteSpanBuffer : public std::streambuf {
  public:
+  // Fills `buffer` with up to `size` bytes; returns how many (0 only when there are no more).
+  using Source = std::function<std::size_t(char* buffer, std::size_t size)>;
+
   explicit ByteSpanBuffer(std::string_view bytes);
-  std::size_t remaining() const noexcept { return static_cast<std::size_t>(egptr() - gptr()); }
-  std::size_t consumed() const noexcept { return static_cast<std::size_t>(gptr() - eback()); }
+  ByteSpanBuffer(Source source, std::uint64_t total, std::size_t window = 64u << 10);
+  std::size_t remaining() const noexcept { return static_cast<std::size_t>(total_ - consumed()); }
+  std::size_t consumed() const noexcept { return static_cast<std::size_t>(base_ + static_cast<std::uint64_t>(gptr() - eback())); }
+
+ protected:
+  int_type underflow() override;
+
+ private:
+  Source source_;
+  std::vector<char> window_;
+  std::uint64_t total_ = 0;
+  std::uint64_t base_ = 0;  // bytes consumed before the current window
 };
 
 // Archives are written with Boost's binary_oarchive (flags no_header | no_codecvt; the modelreg

@@ -435,9 +435,13 @@ std::vector<ModelSummary> Registry::list_models() const {
   return guarded("listing models", [&] {
     std::lock_guard lock(impl_->mutex);
     SQLite::Statement q(*impl_->db,
-                        "SELECT m.name, count(v.id), max(CASE WHEN v.is_active = 1 THEN v.number END), max(v.number), "
-                        "m.created_at FROM models m LEFT JOIN versions v ON v.model_id = m.id "
-                        "GROUP BY m.id ORDER BY m.name");
+                        // One indexed lookup per model and column (versions UNIQUE (model_id, number),
+                        // the partial index of active versions) instead of a join over every version:
+                        // 10 ms instead of 100 ms at 100,000 versions (docs/benchmarks.md).
+                        "SELECT m.name, (SELECT count(*) FROM versions v WHERE v.model_id = m.id), "
+                        "(SELECT v.number FROM versions v WHERE v.model_id = m.id AND v.is_active = 1), "
+                        "(SELECT max(v.number) FROM versions v WHERE v.model_id = m.id), m.created_at "
+                        "FROM models m ORDER BY m.name");
     std::vector<ModelSummary> out;
     while (q.executeStep()) {
       ModelSummary s;

@@ -189,6 +189,8 @@ struct Registry::Impl {
 
   // signing_key_id(*options.signing_key), when there is a key.
   std::string key_id;
+  // Whether the signatures table exists (has_signature_table, cached; under mutex).
+  mutable std::optional<bool> signature_table;
 
   // Signed versions (signing.cpp). The signatures table exists from schema 3 on.
   bool has_signature_table() const;

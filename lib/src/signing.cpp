@@ -183,8 +183,14 @@ std::string create_signing_key(const std::filesystem::path& file) {
 // ---- Registry::Impl -----------------------------------------------------------------------------
 
 bool Registry::Impl::has_signature_table() const {
-  SQLite::Statement q(*db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'signatures'");
-  return q.executeStep();
+  // Looked up once per connection (it is read for every version listed). A connection that
+  // opened a schema-2 database read-only sees no signatures until it is reopened after
+  // `modelreg migrate`.
+  if (!signature_table) {
+    SQLite::Statement q(*db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'signatures'");
+    signature_table = q.executeStep();
+  }
+  return *signature_table;
 }
 
 std::optional<Signature> Registry::Impl::signature_of(std::int64_t version_id) const {

@@ -9,6 +9,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <map>
 #include <mutex>
 #include <cstring>
 #include <set>
@@ -187,6 +188,40 @@ struct Registry::Impl {
   mutable std::mutex mutex;                // protects db and everything reached through it
   std::unique_ptr<SQLite::Database> db;    // protected by mutex
 
+  // Prepared statements of the hot read paths (load_version runs 10 per version; preparing
+  // them anew for each of hundreds of listed versions cost more than running them). Declared
+  // after db, so they are finalized before it closes. Protected by mutex.
+  mutable std::map<std::string, std::unique_ptr<SQLite::Statement>, std::less<>> statements;
+
+  // A cached statement, reset (and its bindings cleared) when the scope ends, so that it never
+  // holds a read snapshot open between calls.
+  class Cached {
+   public:
+    Cached(const Impl& impl, const char* sql) {
+      auto it = impl.statements.find(std::string_view(sql));
+      if (it == impl.statements.end()) {
+        it = impl.statements.emplace(sql, std::make_unique<SQLite::Statement>(*impl.db, sql)).first;
+      }
+      q_ = it->second.get();
+    }
+    ~Cached() {
+      try {
+        q_->reset();
+        q_->clearBindings();
+      } catch (...) {
+      }
+    }
+    Cached(const Cached&) = delete;
+    Cached& operator=(const Cached&) = delete;
+    template <class... A>
+    void bind(A&&... a) { q_->bind(std::forward<A>(a)...); }
+    bool executeStep() { return q_->executeStep(); }
+    SQLite::Column getColumn(int i) const { return q_->getColumn(i); }
+
+   private:
+    SQLite::Statement* q_ = nullptr;
+  };
+
   // signing_key_id(*options.signing_key), when there is a key.
   std::string key_id;
   // Whether the signatures table exists (has_signature_table, cached; under mutex).
@@ -333,10 +368,10 @@ struct Registry::Impl {
   ModelVersion load_version(std::int64_t id) const {
     ModelVersion v;
     {
-      SQLite::Statement q(*db,
-                          "SELECT m.name, v.number, v.label, v.format, v.type_name, v.status, v.is_active, v.notes, "
-                          "v.created_at, v.created_by, v.blob_id FROM versions v JOIN models m ON m.id = v.model_id "
-                          "WHERE v.id = ?");
+      Cached q(*this, "SELECT m.name, v.number, v.label, v.format, v.type_name, v.status, v.is_active, v.notes, "
+                      "v.created_at, v.created_by, b.sha256, b.raw_size, b.stored_size, b.codec, b.level, "
+                      "b.chunk_size, b.chunk_count FROM versions v JOIN models m ON m.id = v.model_id "
+                      "JOIN blobs b ON b.id = v.blob_id WHERE v.id = ?");
       q.bind(1, id);
       if (!q.executeStep()) throw Error(Errc::not_found, fmt::format("version id {} does not exist", id));
       v.id = VersionId{q.getColumn(0).getString(), q.getColumn(1).getInt64()};
@@ -348,30 +383,36 @@ struct Registry::Impl {
       v.notes = q.getColumn(7).getString();
       v.created_at = q.getColumn(8).getString();
       v.created_by = q.getColumn(9).getString();
-      v.blob = detail::BlobStore(*db).info(q.getColumn(10).getInt64());
+      v.blob.sha256 = q.getColumn(10).getString();
+      v.blob.raw_size = static_cast<std::uint64_t>(q.getColumn(11).getInt64());
+      v.blob.stored_size = static_cast<std::uint64_t>(q.getColumn(12).getInt64());
+      v.blob.codec = q.getColumn(13).getString();
+      v.blob.level = q.getColumn(14).getInt();
+      v.blob.chunk_size = static_cast<std::uint64_t>(q.getColumn(15).getInt64());
+      v.blob.chunk_count = static_cast<std::uint64_t>(q.getColumn(16).getInt64());
     }
     {
-      SQLite::Statement q(*db, "SELECT name, value FROM metrics WHERE version_id = ?");
+      Cached q(*this, "SELECT name, value FROM metrics WHERE version_id = ?");
       q.bind(1, id);
       while (q.executeStep()) v.metrics[q.getColumn(0).getString()] = q.getColumn(1).getDouble();
     }
     {
-      SQLite::Statement q(*db, "SELECT name, value FROM params WHERE version_id = ?");
+      Cached q(*this, "SELECT name, value FROM params WHERE version_id = ?");
       q.bind(1, id);
       while (q.executeStep()) v.params[q.getColumn(0).getString()] = q.getColumn(1).getString();
     }
     {
-      SQLite::Statement q(*db, "SELECT name, dtype FROM features WHERE version_id = ? ORDER BY position");
+      Cached q(*this, "SELECT name, dtype FROM features WHERE version_id = ? ORDER BY position");
       q.bind(1, id);
       while (q.executeStep()) v.features.push_back({q.getColumn(0).getString(), q.getColumn(1).getString()});
     }
     {
-      SQLite::Statement q(*db, "SELECT key, value FROM tags WHERE version_id = ?");
+      Cached q(*this, "SELECT key, value FROM tags WHERE version_id = ?");
       q.bind(1, id);
       while (q.executeStep()) v.tags[q.getColumn(0).getString()] = q.getColumn(1).getString();
     }
     {
-      SQLite::Statement q(*db, "SELECT uri, sha256, role FROM datasets WHERE version_id = ? ORDER BY role, uri");
+      Cached q(*this, "SELECT uri, sha256, role FROM datasets WHERE version_id = ? ORDER BY role, uri");
       q.bind(1, id);
       while (q.executeStep()) {
         Dataset d;
@@ -382,8 +423,7 @@ struct Registry::Impl {
       }
     }
     {
-      SQLite::Statement q(*db,
-                          "SELECT m.name, p.number, l.relation FROM lineage l JOIN versions p ON p.id = l.parent_id "
+      Cached q(*this, "SELECT m.name, p.number, l.relation FROM lineage l JOIN versions p ON p.id = l.parent_id "
                           "JOIN models m ON m.id = p.model_id WHERE l.child_id = ? ORDER BY m.name, p.number");
       q.bind(1, id);
       while (q.executeStep()) {
@@ -392,7 +432,7 @@ struct Registry::Impl {
       }
     }
     {
-      SQLite::Statement q(*db, "SELECT n_rows, n_features, inputs, outputs FROM probes WHERE version_id = ?");
+      Cached q(*this, "SELECT n_rows, n_features, inputs, outputs FROM probes WHERE version_id = ?");
       q.bind(1, id);
       if (q.executeStep()) {
         const auto cols = static_cast<std::size_t>(q.getColumn(1).getInt64());

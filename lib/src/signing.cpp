@@ -195,7 +195,7 @@ bool Registry::Impl::has_signature_table() const {
 
 std::optional<Signature> Registry::Impl::signature_of(std::int64_t version_id) const {
   if (!has_signature_table()) return std::nullopt;
-  SQLite::Statement q(*db, "SELECT algorithm, key_id, signed_at, signed_by FROM signatures WHERE version_id = ?");
+  Cached q(*this, "SELECT algorithm, key_id, signed_at, signed_by FROM signatures WHERE version_id = ?");
   q.bind(1, version_id);
   if (!q.executeStep()) return std::nullopt;
   return Signature{q.getColumn(0).getString(), q.getColumn(1).getString(), q.getColumn(2).getString(),

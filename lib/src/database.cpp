@@ -34,6 +34,22 @@ Error translate(const SQLite::Exception& e, std::string_view context) {
       return Error(Errc::io_error, fmt::format("{}: the disk is full ({}); free space and retry — "
                                                "nothing was written",
                                                context, what));
+    case SQLITE_IOERR: {
+      // SQLite reports SQLITE_FULL only for ENOSPC; a write refused for another reason (EFBIG
+      // past a file-size limit, EDQUOT, EIO) is SQLITE_IOERR_WRITE and the like.
+      const int extended = e.getExtendedErrorCode();
+      if (extended == SQLITE_IOERR_WRITE || extended == SQLITE_IOERR_FSYNC || extended == SQLITE_IOERR_TRUNCATE ||
+          extended == SQLITE_IOERR_DIR_FSYNC || extended == SQLITE_IOERR_SHMSIZE) {
+        return Error(Errc::io_error,
+                     fmt::format("{}: the operating system refused to write the database ({}): the disk is full, "
+                                 "a quota or file size limit (ulimit -f) was reached, or the disk failed; free space "
+                                 "or raise the limit and retry — nothing was committed",
+                                 context, what));
+      }
+      return Error(Errc::io_error, fmt::format("{}: the operating system refused to read or write the database ({}); "
+                                               "check the disk and the file's permissions",
+                                               context, what));
+    }
     case SQLITE_READONLY:
       return Error(Errc::io_error, fmt::format("{}: the database is read-only ({}); check the file's "
                                                "and its directory's permissions",

@@ -3,7 +3,8 @@
 #
 #   ./run.sh demo    install what is missing, build, run the demonstration
 #   ./run.sh test    install what is missing, build with -Dwerror=true, run every test
-#                    (then again under AddressSanitizer + UBSan unless MODELREG_SANITIZE=0)
+#                    (then again under AddressSanitizer + UBSan unless MODELREG_SANITIZE=0,
+#                    then each libFuzzer target for 15 s unless MODELREG_FUZZ=0: fuzz/run.sh)
 #   ./run.sh build   install what is missing and build only
 #
 # Works on a fresh Debian 12 machine as root or through sudo. The build directory is build/.
@@ -59,6 +60,9 @@ case "${1:-}" in
     ./build/examples/fraud_demo build/demo
     ;;
   test)
+    if [ "${MODELREG_FUZZ:-1}" != 0 ]; then
+      PACKAGES+=(clang libclang-rt-14-dev)  # the fuzz targets: clang and its libFuzzer runtime
+    fi
     install_packages
     build
     log "tests"
@@ -69,6 +73,10 @@ case "${1:-}" in
       ninja -C build/sanitize -j"$(nproc)"
       ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         meson test -C build/sanitize --print-errorlogs --num-processes "$(nproc)" --timeout-multiplier 3
+    fi
+    if [ "${MODELREG_FUZZ:-1}" != 0 ]; then
+      log "fuzzing: each libFuzzer target for 15 s (build/fuzz, clang; docs/fuzzing.md)"
+      FUZZ_JOBS="$(nproc)" fuzz/run.sh 15
     fi
     ;;
   build)

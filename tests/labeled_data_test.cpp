@@ -92,6 +92,15 @@ TEST_CASE("CSV reading accepts quotes, spaces, CRLF, blank lines and a byte orde
   CHECK(data.target_name == "y");
 }
 
+TEST_CASE("a column name that starts with a byte order mark is written quoted and reads back unchanged") {
+  // Found by fuzz/csv_fuzz: written bare as the first name, "\xEF\xBB\xBF  a" came back as "a".
+  const auto data = parse(" \xEF\xBB\xBF  a,b,y\n1,2,1\n");
+  REQUIRE(data.feature_names == std::vector<std::string>{"\xEF\xBB\xBF  a", "b"});
+  std::ostringstream out;
+  write_csv(data, out);
+  CHECK(parse(out.str()) == data);
+}
+
 TEST_CASE("the target may be any column, and may be optional") {
   const auto middle = parse("a,y,b\n1,0,2\n3,1,4\n");
   CHECK(middle.feature_names == std::vector<std::string>{"a", "b"});

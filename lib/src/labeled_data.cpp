@@ -370,7 +370,10 @@ LabeledData read_csv(const std::filesystem::path& file, const CsvReadOptions& op
 namespace {
 
 std::string csv_name(const std::string& name) {
-  if (name.find_first_of(",\"\r\n") == std::string::npos && trim(name) == name) return name;
+  // A leading byte order mark is quoted too: read_csv drops one at the start of the file.
+  if (name.find_first_of(",\"\r\n") == std::string::npos && trim(name) == name && !name.starts_with("\xEF\xBB\xBF")) {
+    return name;
+  }
   std::string quoted = "\"";
   for (char c : name) {
     if (c == '"') quoted += '"';

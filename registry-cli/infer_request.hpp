@@ -1,0 +1,53 @@
+// infer_request.hpp — the request bodies of the inference endpoints of `modelreg serve`, parsed
+// into rows to score, without any HTTP library (so the parser can be tested and fuzzed alone).
+//
+// Both parsers check only the body's own consistency; whether the rows fit the serving model
+// (feature count, at least one row) is for the caller to check.
+//
+// Thread-safety: free functions without shared state.
+#pragma once
+
+#include <cstddef>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace modelreg::cli {
+
+// A client mistake: 4xx with {"error": message}.
+struct HttpError {
+  int status;
+  std::string message;
+};
+
+// Rows parsed from a request body: `values` holds rows × cols numbers, row-major, all finite.
+struct InferRequest {
+  std::size_t rows = 0;
+  std::size_t cols = 0;
+  std::vector<double> values;
+  std::optional<nlohmann::json> id;  // the request's "id" (any JSON value), echoed in the answer
+};
+
+// JSON nested deeper than this is refused: copying or printing a value recurses once per level,
+// so an 8 MiB body of `[[[[…` would otherwise overflow a server thread's stack.
+inline constexpr int kMaxJsonDepth = 64;
+
+// The body of POST /v2/models/NAME/infer (Open Inference Protocol v2):
+// {"id"?, "inputs": [{"name", "shape": [rows, features], "datatype": "FP64"|"FP32", "data": [...]}]},
+// data flat or nested; FP32 values are rounded to float. Always values.size() == rows × cols with
+// rows, cols >= 1. Throws HttpError (400) naming the problem: malformed JSON, a wrong structure,
+// datatype or shape, a value that is not a finite number, a data count that does not fit the shape.
+InferRequest parse_infer_request(std::string_view body);
+
+// The body of POST /predict: {"instances": [[feature, ...], ...]}. rows is the number of
+// instances (possibly 0), cols the length of each (0 without instances); an instance may nest
+// arrays, which are flattened, so values.size() need not be rows × cols (the caller compares it
+// with rows × the model's feature count). Throws HttpError (400):
+// malformed JSON, a wrong structure, an instance that is not an array of finite numbers, instances
+// of different widths.
+InferRequest parse_predict_request(std::string_view body);
+
+}  // namespace modelreg::cli

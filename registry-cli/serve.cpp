@@ -7,7 +7,6 @@
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <thread>
 
@@ -15,6 +14,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "infer_request.hpp"
 #include "modelreg/model_server.hpp"
 #include "modelreg/registry.hpp"
 
@@ -22,12 +22,6 @@ namespace modelreg::cli {
 namespace {
 
 using nlohmann::json;
-
-// A client mistake: 4xx with {"error": message}.
-struct HttpError {
-  int status;
-  std::string message;
-};
 
 enum Route : std::size_t { kInfer, kPredict, kHealth, kMetadata, kStatus, kMetrics, kOther, kRoutes };
 constexpr std::array<const char*, kRoutes> kRouteNames = {"infer", "predict", "health", "metadata", "status", "metrics", "other"};
@@ -42,6 +36,7 @@ struct HttpMetrics {
   std::array<std::atomic<std::uint64_t>, kBuckets.size() + 1> latency{};  // inference routes only
   std::atomic<std::uint64_t> latency_sum_ns{0};
   std::atomic<std::uint64_t> rows{0};
+  std::atomic<std::int64_t> in_flight{0};  // inference requests being handled now
 
   void record(Route route, Outcome outcome, std::chrono::steady_clock::duration took) {
     requests[route][outcome].fetch_add(1, std::memory_order_relaxed);
@@ -58,28 +53,6 @@ struct HttpMetrics {
 void reply(httplib::Response& res, int status, const json& body) {
   res.status = status;
   res.set_content(body.dump(), "application/json");
-}
-
-json parse_body(const httplib::Request& req) {
-  try {
-    return json::parse(req.body);
-  } catch (const json::parse_error& e) {
-    throw HttpError{400, fmt::format("malformed JSON: {}", e.what())};
-  }
-}
-
-// Appends the numbers of a (possibly nested) JSON array to `out`.
-void flatten(const json& j, std::vector<double>& out, bool fp32) {
-  if (j.is_array()) {
-    for (const auto& e : j) flatten(e, out, fp32);
-    return;
-  }
-  if (!j.is_number()) {
-    throw HttpError{400, fmt::format("element {} is not a number: {}", out.size(), j.dump())};
-  }
-  const double v = j.get<double>();
-  if (!std::isfinite(v)) throw HttpError{400, fmt::format("element {} is not a finite number", out.size())};
-  out.push_back(fp32 ? static_cast<double>(static_cast<float>(v)) : v);
 }
 
 std::string timestamp() {
@@ -150,7 +123,12 @@ class HttpFrontEnd {
       if (res.status == 413) {
         message = fmt::format("request body over the limit of {} bytes", args_.max_body_bytes);
       } else if (res.status != 404) {
-        message = fmt::format("HTTP {}", res.status);
+        // The HTTP layer could not read the request (a body shorter than its Content-Length, a
+        // client that stalled past the read timeout, malformed headers): say so, and log it.
+        message = fmt::format("HTTP {}: the request could not be read completely ({} of {} body bytes arrived)",
+                              res.status, req.body.size(), req.get_header_value("Content-Length"));
+        log(fmt::format("{} {} answered {} by the HTTP layer: {} of {} body bytes arrived", req.method, req.path,
+                        res.status, req.body.size(), req.get_header_value("Content-Length")));
       }
       metrics_.record(kOther, kClientError, {});
       reply(res, res.status, {{"error", message}});
@@ -167,6 +145,14 @@ class HttpFrontEnd {
   httplib::Server::Handler wrap(Route route, Handler handler) {
     return [this, route, handler](const httplib::Request& req, httplib::Response& res) {
       const auto start = std::chrono::steady_clock::now();
+      const bool inference = route == kInfer || route == kPredict;
+      if (inference) metrics_.in_flight.fetch_add(1, std::memory_order_relaxed);
+      struct Done {
+        std::atomic<std::int64_t>* counter;
+        ~Done() {
+          if (counter) counter->fetch_sub(1, std::memory_order_relaxed);
+        }
+      } done{inference ? &metrics_.in_flight : nullptr};
       Outcome outcome = kOk;
       try {
         handler(req, res);
@@ -216,36 +202,13 @@ class HttpFrontEnd {
   }
 
   void infer(const httplib::Request& req, httplib::Response& res, std::optional<std::int64_t> wanted) {
-    const json body = parse_body(req);
-    if (!body.is_object() || !body.contains("inputs") || !body["inputs"].is_array() || body["inputs"].size() != 1) {
-      throw HttpError{400, "the body must be {\"inputs\": [{\"name\", \"shape\": [rows, features], \"datatype\": "
-                           "\"FP64\"|\"FP32\", \"data\": [...]}]} with exactly one input"};
-    }
-    const json& input = body["inputs"][0];
-    const std::string datatype = input.value("datatype", "FP64");
-    if (datatype != "FP64" && datatype != "FP32") {
-      throw HttpError{400, fmt::format("datatype '{}' is not supported; use FP64 or FP32", datatype)};
-    }
-    if (!input.contains("shape") || !input["shape"].is_array() || input["shape"].size() != 2 ||
-        !input["shape"][0].is_number_integer() || !input["shape"][1].is_number_integer() ||
-        input["shape"][0].get<std::int64_t>() < 1 || input["shape"][1].get<std::int64_t>() < 1) {
-      throw HttpError{400, "shape must be [rows, features] with positive integers"};
-    }
-    if (!input.contains("data")) throw HttpError{400, "the input has no \"data\""};
-    std::vector<double> values;
-    flatten(input["data"], values, datatype == "FP32");
-    const auto rows = static_cast<std::size_t>(input["shape"][0].get<std::int64_t>());
-    const auto cols = static_cast<std::size_t>(input["shape"][1].get<std::int64_t>());
-    if (values.size() != rows * cols) {
-      throw HttpError{400, fmt::format("shape [{}, {}] needs {} values, the data has {}", rows, cols, rows * cols,
-                                       values.size())};
-    }
+    const InferRequest request = parse_infer_request(req.body);
     auto current = server_.watcher().current();
-    if (current && current->model->n_features() != cols) {
+    if (current && current->model->n_features() != request.cols) {
       throw HttpError{400, fmt::format("wrong feature count: {} takes {} features, the input has {}",
-                                       current->version.ref_string(), current->model->n_features(), cols)};
+                                       current->version.ref_string(), current->model->n_features(), request.cols)};
     }
-    auto [served, proba] = score(values, rows);
+    auto [served, proba] = score(request.values, request.rows);
     if (wanted && *wanted != served->version.id.number) {
       throw HttpError{409, fmt::format("version {} is not being served (serving {}); use /v2/models/{}/infer",
                                        *wanted, served->version.id.number, served->version.id.model)};
@@ -257,27 +220,13 @@ class HttpFrontEnd {
                 {"model_version", std::to_string(served->version.id.number)},
                 {"outputs", json::array({{{"name", "label"}, {"datatype", "INT64"}, {"shape", {proba.size()}}, {"data", labels}},
                                          {{"name", "probability"}, {"datatype", "FP64"}, {"shape", {proba.size()}}, {"data", proba}}})}};
-    if (body.contains("id")) out["id"] = body["id"];
+    if (request.id) out["id"] = *request.id;
     reply(res, 200, out);
   }
 
   void predict(const httplib::Request& req, httplib::Response& res) {
-    const json body = parse_body(req);
-    if (!body.is_object() || !body.contains("instances") || !body["instances"].is_array()) {
-      throw HttpError{400, "the body must be {\"instances\": [[feature, ...], ...]}"};
-    }
-    const json& instances = body["instances"];
-    std::vector<double> values;
-    std::optional<std::size_t> width;
-    for (std::size_t r = 0; r < instances.size(); ++r) {
-      if (!instances[r].is_array()) throw HttpError{400, fmt::format("instance {} is not an array of numbers", r)};
-      if (width && instances[r].size() != *width) {
-        throw HttpError{400, fmt::format("instance {} has {} values, instance 0 has {}", r, instances[r].size(), *width)};
-      }
-      width = instances[r].size();
-      flatten(instances[r], values, false);
-    }
-    auto [served, proba] = score(values, instances.size());
+    const InferRequest request = parse_predict_request(req.body);
+    auto [served, proba] = score(request.values, request.rows);
     std::vector<int> labels;
     for (double p : proba) labels.push_back(p > 0.5 ? 1 : 0);
     reply(res, 200, {{"predictions", labels}, {"probabilities", proba}, {"model_version", served->version.id.number}});
@@ -298,6 +247,7 @@ class HttpFrontEnd {
             {"requests_served", served},
             {"requests_failed", failed},
             {"rows_scored", metrics_.rows.load()},
+            {"inference_in_flight", metrics_.in_flight.load()},
             {"serving_version", opt(s.watcher.serving_version)},
             {"desired_version", opt(s.watcher.desired_version)},
             {"swaps", s.watcher.swaps},
@@ -340,6 +290,7 @@ class HttpFrontEnd {
       line(fmt::format("{} {}", name, value));
     };
     gauge("modelreg_rows_scored_total", "Rows scored.", "counter", metrics_.rows.load());
+    gauge("modelreg_inference_in_flight", "Inference requests being handled now.", "gauge", metrics_.in_flight.load());
     gauge("modelreg_ready", "1 when a version serves.", "gauge", s.ready ? 1 : 0);
     gauge("modelreg_serving_version", "The version answering requests (0: none).", "gauge",
           s.watcher.serving_version.value_or(0));
@@ -376,6 +327,7 @@ int run_serve(const ServeArgs& args) {
   WatcherOptions options;
   options.poll_interval = std::chrono::milliseconds(args.poll_ms);
   options.log = [](std::string_view line) { HttpFrontEnd::log(line); };
+  options.signing_key = args.signing_key;
   ModelServer server(args.db, args.model, options);
 
   httplib::Server http;
@@ -387,6 +339,10 @@ int run_serve(const ServeArgs& args) {
   http.set_payload_max_length(args.max_body_bytes);
   http.set_keep_alive_max_count(100'000);
   http.set_tcp_nodelay(true);  // headers and body go out in separate writes: no Nagle delay
+  // httplib's default of 5 s to receive a request's bytes turns a briefly descheduled client (a
+  // loaded machine) into a 400; 30 s, as common front ends allow, still frees stalled workers.
+  http.set_read_timeout(30, 0);
+  http.set_write_timeout(30, 0);
   // httplib's default also sets SO_REUSEPORT, which would let a second server share a port in use
   // (and split the traffic); take the port alone, or fail clearly.
   http.set_socket_options([](socket_t sock) {

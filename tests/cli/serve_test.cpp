@@ -2,11 +2,13 @@
 // clients, promotions from other processes.
 #include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <fstream>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -30,19 +32,20 @@ const char* binary() {
   return bin;
 }
 
-// Runs the modelreg command to completion; returns its exit status.
+// Runs the modelreg command to completion; returns its exit status. posix_spawn (vfork-like, no
+// page-table copy) rather than fork: this process has client threads hammering the server, and a
+// fork of a large multi-threaded process (under ASan especially) stalls them.
 int modelreg(const std::vector<std::string>& args) {
-  pid_t pid = ::fork();
-  REQUIRE(pid >= 0);
-  if (pid == 0) {
-    int null = ::open("/dev/null", O_WRONLY);
-    ::dup2(null, 1);
-    std::vector<char*> argv{const_cast<char*>(binary())};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(binary(), argv.data());
-    ::_exit(127);
-  }
+  std::vector<char*> argv{const_cast<char*>(binary())};
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+  pid_t pid = -1;
+  const int rc = ::posix_spawn(&pid, binary(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  REQUIRE(rc == 0);
   // A command that should finish but hangs (a server that should have refused to start) fails
   // the test after a deadline instead of hanging it.
   int status = 0;
@@ -62,7 +65,7 @@ int modelreg(const std::vector<std::string>& args) {
 class ServerProcess {
  public:
   ServerProcess(const std::filesystem::path& db, const std::string& model, const std::filesystem::path& log,
-                std::string max_body = "100000") {
+                std::string max_body = "100000", std::vector<std::string> extra = {}) {
     int out[2];
     REQUIRE(::pipe(out) == 0);
     pid_ = ::fork();
@@ -74,7 +77,9 @@ class ServerProcess {
       ::close(out[0]);
       const std::string db_arg = db.string();
       std::vector<const char*> argv{binary(), "--db", db_arg.c_str(), "serve", model.c_str(), "--port", "0",
-                                    "--poll-ms", "20", "--max-body-bytes", max_body.c_str(), nullptr};
+                                    "--poll-ms", "20", "--max-body-bytes", max_body.c_str()};
+      for (const auto& e : extra) argv.push_back(e.c_str());
+      argv.push_back(nullptr);
       ::execv(binary(), const_cast<char* const*>(argv.data()));
       ::_exit(127);
     }
@@ -282,6 +287,8 @@ TEST_CASE_FIXTURE(Fixture, "zero failed requests while another process promotes 
   auto target = [](int e) { return e % 2 == 0 ? 1 : 2; };
   std::atomic<bool> done{false};
   std::atomic<long> requests{0}, failures{0}, unexpected_versions{0}, went_back{0};
+  std::mutex failure_mutex;
+  std::vector<std::string> failure_log;  // the first few failures, to say what went wrong
   const std::string body = infer_body();
   std::vector<std::thread> clients;
   // Clients stop and are joined however this test ends (a failed REQUIRE must not leave them running).
@@ -308,7 +315,11 @@ TEST_CASE_FIXTURE(Fixture, "zero failed requests while another process promotes 
         const int after = epoch.load();
         ++requests;
         if (!r || r->status != 200) {
-          ++failures;
+          if (failures++ < 5) {
+            std::lock_guard lock(failure_mutex);
+            failure_log.push_back(r ? fmt::format("HTTP {}: {}", r->status, r->body)
+                                    : fmt::format("no response: {}", httplib::to_string(r.error())));
+          }
           continue;
         }
         const int v = std::stoi(json::parse(r->body)["model_version"].get<std::string>());
@@ -337,6 +348,11 @@ TEST_CASE_FIXTURE(Fixture, "zero failed requests while another process promotes 
   done = true;
   for (auto& t : clients) t.join();
   MESSAGE(requests.load(), " requests across ", kPromotions, " swaps");
+  for (const auto& f : failure_log) MESSAGE("failed request: ", f);
+  if (failures != 0) {
+    std::ifstream log(dir / "serve.log");
+    MESSAGE("server log:\n", std::string(std::istreambuf_iterator<char>(log), {}));
+  }
   CHECK(failures == 0);
   CHECK(unexpected_versions == 0);
   CHECK(went_back == 0);
@@ -421,9 +437,35 @@ TEST_CASE_FIXTURE(Fixture, "SIGINT lets a request in flight finish, then the ser
     auto r = big.Post("/v2/models/fraud/infer", body, "application/json");
     status = r ? r->status : -1;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(20));  // let the request reach the server
+  // The signal goes out once the server is handling the request (not after a guessed delay).
+  wait_status(c, [](const json& s) { return s["inference_in_flight"] == 1; });
   CHECK(server.stop(SIGINT) == 0);
   client.join();
   REQUIRE(status.has_value());
   CHECK(*status == 200);
+}
+
+TEST_CASE_FIXTURE(Fixture, "a server with a signing key keeps serving the signed version and says why") {
+  const std::string key = (dir / "key").string();
+  REQUIRE(modelreg({"keygen", key}) == 0);
+  REQUIRE(modelreg({"--db", db.string(), "sign", "fraud@1", "--signing-key", key}) == 0);
+  REQUIRE(modelreg({"--db", db.string(), "promote", "fraud@1", "--signing-key", key}) == 0);
+  ServerProcess server(db, "fraud", dir / "serve.log", "100000", {"--signing-key", key});
+  httplib::Client c("127.0.0.1", server.port());
+  wait_status(c, [](const json& s) { return s["serving_version"] == 1; });
+
+  // Someone without the key promotes an unsigned version.
+  REQUIRE(modelreg({"--db", db.string(), "promote", "fraud@2"}) == 0);
+  const json s = wait_status(c, [](const json& st) { return st["desired_version"] == 2 && st["load_failures"] >= 1; });
+  CHECK(s["serving_version"] == 1);
+  CHECK(s["last_error"].get<std::string>().find("fraud@2 is not signed") != std::string::npos);
+  auto r = c.Post("/v2/models/fraud/infer", infer_body(), "application/json");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(json::parse(r->body)["model_version"] == "1");
+
+  // Once someone with the key signs it, the next retry serves it.
+  REQUIRE(modelreg({"--db", db.string(), "sign", "fraud@2", "--signing-key", key}) == 0);
+  wait_status(c, [](const json& st) { return st["serving_version"] == 2; });
+  CHECK(server.stop() == 0);
 }

@@ -4,6 +4,7 @@
 #   ./run.sh demo    install what is missing, build, run the demonstration
 #   ./run.sh test    install what is missing, build with -Dwerror=true, run every test
 #                    (then again under AddressSanitizer + UBSan unless MODELREG_SANITIZE=0,
+#                    the watcher tests under ThreadSanitizer unless MODELREG_TSAN=0,
 #                    then each libFuzzer target for 15 s unless MODELREG_FUZZ=0: fuzz/run.sh)
 #   ./run.sh build   install what is missing and build only
 #
@@ -73,6 +74,14 @@ case "${1:-}" in
       ninja -C build/sanitize -j"$(nproc)"
       ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         meson test -C build/sanitize --print-errorlogs --num-processes "$(nproc)" --timeout-multiplier 3
+    fi
+    if [ "${MODELREG_TSAN:-1}" != 0 ]; then
+      # The hot-swap watcher and the embeddable server are the multi-threaded parts.
+      log "the watcher and server tests under ThreadSanitizer (build/tsan)"
+      configure build/tsan -Dwerror=true -Db_sanitize=thread -Db_lundef=false
+      ninja -C build/tsan -j"$(nproc)" tests/active_watcher_test
+      TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+        meson test -C build/tsan --no-rebuild --print-errorlogs --timeout-multiplier 3 active_watcher
     fi
     if [ "${MODELREG_FUZZ:-1}" != 0 ]; then
       log "fuzzing: each libFuzzer target for 15 s (build/fuzz, clang; docs/fuzzing.md)"

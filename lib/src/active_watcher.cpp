@@ -23,7 +23,22 @@ struct ActiveWatcher::Impl {
   Registry registry;  // its own read-only connection; used only by poll_now (under poll_mutex)
 
   // The hot path: requests load this without taking a mutex.
-  std::atomic<std::shared_ptr<const ServedModel>> current;
+  // Requests copy it under a mutex held for one reference-count increment. (Not
+  // std::atomic<std::shared_ptr>: libstdc++ 12's load() releases its internal lock with
+  // memory_order_relaxed, a race with exchange() that ThreadSanitizer reports.)
+  mutable std::mutex current_mutex;
+  std::shared_ptr<const ServedModel> current_model;  // guarded by current_mutex
+
+  std::shared_ptr<const ServedModel> current() const {
+    std::lock_guard lock(current_mutex);
+    return current_model;
+  }
+  // Publishes `next`; returns the model it replaced (released by the caller, outside the lock).
+  std::shared_ptr<const ServedModel> exchange_current(std::shared_ptr<const ServedModel> next) {
+    std::lock_guard lock(current_mutex);
+    current_model.swap(next);
+    return next;
+  }
 
   std::mutex poll_mutex;  // one poll cycle at a time; protects the fields below it
   std::optional<std::int64_t> last_data_version;
@@ -106,7 +121,7 @@ struct ActiveWatcher::Impl {
       status.desired_version = active ? std::optional(active->id.number) : std::nullopt;
     }
     if (!active) return false;  // nothing promoted yet: not ready (or keep serving what we have)
-    const auto serving = current.load();
+    const auto serving = current();
     if (serving && serving->version.id.number == active->id.number) {
       failed_version.reset();
       return false;
@@ -122,7 +137,7 @@ struct ActiveWatcher::Impl {
       served->version = *active;
       served->loaded_at = now_text();
       served->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-      const auto previous = current.exchange(std::shared_ptr<const ServedModel>(served));
+      const auto previous = exchange_current(std::shared_ptr<const ServedModel>(served));
       if (previous) retired.push_back(previous);
       failed_version.reset();
       backoff = std::chrono::milliseconds{0};
@@ -190,7 +205,7 @@ ActiveWatcher::~ActiveWatcher() {
   }
 }
 
-std::shared_ptr<const ServedModel> ActiveWatcher::current() const noexcept { return impl_->current.load(); }
+std::shared_ptr<const ServedModel> ActiveWatcher::current() const noexcept { return impl_->current(); }
 
 const std::string& ActiveWatcher::model_name() const noexcept { return impl_->model; }
 

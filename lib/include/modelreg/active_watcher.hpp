@@ -3,8 +3,9 @@
 // An ActiveWatcher owns its own read-only connection to the registry and polls PRAGMA
 // data_version (no I/O when nothing changed). Only when another connection has committed does it
 // read the model's active version; a new one is loaded and validated on the watcher's thread —
-// never on a request thread — and then published with one atomic pointer swap. Requests take
-// current() — a shared_ptr copy, no lock — and keep the model they started with until they drop
+// never on a request thread — and then published with one pointer swap. Requests take current()
+// — a shared_ptr copy under a mutex held for one reference-count increment, never across a load —
+// and keep the model they started with until they drop
 // it; a replaced model is destroyed on the watcher's thread once the last request has let go.
 //
 // A version that fails to load or validate never replaces the serving one: the failure is

@@ -5,7 +5,7 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
-#include "sha256.hpp"
+#include "store/sha256.hpp"
 #include "test_support.hpp"
 
 using namespace modelreg;

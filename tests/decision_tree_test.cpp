@@ -8,7 +8,7 @@
 #include "model_test_support.hpp"
 #include "modelreg/decision_tree.hpp"
 #include "modelreg/metrics.hpp"
-#include "tree_builder.hpp"
+#include "models/tree_builder.hpp"
 
 using namespace modelreg;
 using test::code_of;

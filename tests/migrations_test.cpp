@@ -1,7 +1,7 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
-#include "database.hpp"
+#include "store/database.hpp"
 #include "test_support.hpp"
 
 using namespace modelreg;

@@ -7,7 +7,7 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
-#include "archive_header.hpp"
+#include "models/archive_header.hpp"
 #include "model_test_support.hpp"
 #include "modelreg/decision_tree.hpp"
 #include "modelreg/gradient_boosted_trees.hpp"

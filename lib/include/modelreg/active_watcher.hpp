@@ -25,6 +25,7 @@
 #include <string>
 #include <string_view>
 
+#include "modelreg/export.hpp"
 #include "modelreg/metadata.hpp"
 #include "modelreg/model.hpp"
 
@@ -33,7 +34,7 @@ namespace modelreg {
 class Registry;
 
 // One loaded, validated version. Immutable; shared by the requests that use it.
-struct ServedModel {
+struct MODELREG_API ServedModel {
   std::shared_ptr<const Model> model;
   ModelVersion version;
   std::string loaded_at;  // UTC, ISO 8601
@@ -45,7 +46,7 @@ struct ServedModel {
 // Throw modelreg::Error (or any std::exception) to refuse the version.
 using ModelLoader = std::function<std::shared_ptr<const Model>(const Registry& registry, const ModelVersion& version)>;
 
-struct WatcherOptions {
+struct MODELREG_API WatcherOptions {
   // How often data_version is polled. Default: 100 ms.
   std::chrono::milliseconds poll_interval{100};
   // Default (empty): Registry::load_model with validation.
@@ -66,7 +67,7 @@ struct WatcherOptions {
   std::optional<std::string> signing_key{};
 };
 
-struct WatcherStatus {
+struct MODELREG_API WatcherStatus {
   std::optional<std::int64_t> serving_version;  // what current() returns
   std::optional<std::int64_t> desired_version;  // the active version in the database, last seen
   std::uint64_t swaps = 0;
@@ -79,7 +80,7 @@ struct WatcherStatus {
   double last_load_seconds = 0;                 // of the last successful load
 };
 
-class ActiveWatcher {
+class MODELREG_API ActiveWatcher {
  public:
   // Opens `db` read-only (it must exist) and, with options.background, starts polling at once.
   // Throws Error as Registry's constructor does.

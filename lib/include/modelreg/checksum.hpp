@@ -7,10 +7,12 @@
 #include <string>
 #include <string_view>
 
+#include "modelreg/export.hpp"
+
 namespace modelreg {
 
 // Throws Error(not_found) for a missing file, Error(io_error) when it cannot be read.
-std::string sha256_file(const std::filesystem::path& file);
-std::string sha256_bytes(std::string_view bytes);
+MODELREG_API std::string sha256_file(const std::filesystem::path& file);
+MODELREG_API std::string sha256_bytes(std::string_view bytes);
 
 }  // namespace modelreg

@@ -15,6 +15,7 @@
 #include <span>
 #include <string>
 
+#include "modelreg/export.hpp"
 #include "modelreg/model.hpp"
 #include "modelreg/tree.hpp"
 
@@ -22,7 +23,7 @@ namespace modelreg {
 
 struct LabeledData;
 
-struct DecisionTreeParams {
+struct MODELREG_API DecisionTreeParams {
   std::optional<int> max_depth{};          // edges from root to deepest leaf, >= 1; none: unlimited
   std::size_t min_samples_split = 2;       // a node with fewer rows is a leaf, >= 2
   std::size_t min_samples_leaf = 1;        // every leaf keeps at least this many rows, >= 1
@@ -30,7 +31,7 @@ struct DecisionTreeParams {
   std::uint64_t seed = 0;                  // feature order at each split (breaks ties)
 };
 
-class DecisionTree final : public Model {
+class MODELREG_API DecisionTree final : public Model {
  public:
   using Params = DecisionTreeParams;
 

@@ -12,6 +12,8 @@
 #include <string>
 #include <string_view>
 
+#include "modelreg/export.hpp"
+
 namespace modelreg {
 
 enum class Errc {
@@ -27,9 +29,9 @@ enum class Errc {
 };
 
 // The stable lower-case name of a code, e.g. "not_found" (used in CLI and HTTP JSON output).
-std::string_view to_string(Errc code) noexcept;
+MODELREG_API std::string_view to_string(Errc code) noexcept;
 
-class Error : public std::runtime_error {
+class MODELREG_API Error : public std::runtime_error {
  public:
   Error(Errc code, const std::string& message) : std::runtime_error(message), code_(code) {}
 

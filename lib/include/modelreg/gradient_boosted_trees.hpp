@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "modelreg/export.hpp"
 #include "modelreg/model.hpp"
 #include "modelreg/tree.hpp"
 
@@ -25,7 +26,7 @@ namespace modelreg {
 
 struct LabeledData;
 
-struct GradientBoostedTreesParams {
+struct MODELREG_API GradientBoostedTreesParams {
   std::size_t n_estimators = 100;          // boosting rounds, >= 1
   double learning_rate = 0.1;              // > 0
   std::optional<int> max_depth = 3;        // >= 1; none: unlimited
@@ -36,7 +37,7 @@ struct GradientBoostedTreesParams {
   std::uint64_t seed = 0;                  // row subsampling and feature order
 };
 
-class GradientBoostedTrees final : public Model {
+class MODELREG_API GradientBoostedTrees final : public Model {
  public:
   using Params = GradientBoostedTreesParams;
 

@@ -16,11 +16,12 @@
 #include <string_view>
 #include <vector>
 
+#include "modelreg/export.hpp"
 #include "modelreg/matrix.hpp"
 
 namespace modelreg {
 
-struct LabeledData {
+struct MODELREG_API LabeledData {
   std::vector<std::string> feature_names;  // one per column of x
   Matrix x;                                // rows × features, row-major
   std::vector<int> y;                      // 0 or 1 per row; empty when the rows have no labels
@@ -51,7 +52,7 @@ struct LabeledData {
 // cluster), plus redundant features (linear combinations of the informative ones) and pure noise
 // features; then a fraction of labels is replaced by coin flips; then rows and columns are
 // shuffled. The same spec gives the same table on every run and platform with IEEE doubles.
-struct ClassificationSpec {
+struct MODELREG_API ClassificationSpec {
   std::size_t rows = 10'000;
   std::size_t features = 20;
   std::size_t informative = 6;         // features that carry the signal
@@ -67,11 +68,11 @@ struct ClassificationSpec {
 
 // Throws Error(invalid_argument) for impossible specs (informative + redundant > features,
 // 2^informative < 2 * clusters_per_class, fractions outside [0, 1], zero rows or features).
-LabeledData make_classification(const ClassificationSpec& spec = {});
+MODELREG_API LabeledData make_classification(const ClassificationSpec& spec = {});
 
 // ---- CSV ------------------------------------------------------------------------------------------
 
-struct CsvReadOptions {
+struct MODELREG_API CsvReadOptions {
   // The label column (by header name). Empty: every column is a feature and y stays empty.
   std::string target{};
   // When false, a missing target column is not an error: the rows are read unlabeled (for
@@ -86,20 +87,20 @@ struct CsvReadOptions {
 // column for: an empty file or header, a duplicate or empty column name, a missing target
 // column, a row with too few or too many cells, a non-numeric or non-finite cell, a label other
 // than 0/1.
-LabeledData read_csv(const std::filesystem::path& file, const CsvReadOptions& options);
+MODELREG_API LabeledData read_csv(const std::filesystem::path& file, const CsvReadOptions& options);
 // The same from a stream; `source` names it in error messages.
-LabeledData read_csv(std::istream& in, std::string_view source, const CsvReadOptions& options);
+MODELREG_API LabeledData read_csv(std::istream& in, std::string_view source, const CsvReadOptions& options);
 
 // Writes the header (features, then target_name when data has labels) and one line per row.
 // Numbers are written in the shortest form that reads back to the identical double, so another
 // tool (scikit-learn) trains on exactly the same rows. Throws Error(invalid_argument) when data
 // fails check(), Error(io_error) when the file cannot be written.
-void write_csv(const LabeledData& data, const std::filesystem::path& file);
-void write_csv(const LabeledData& data, std::ostream& out);
+MODELREG_API void write_csv(const LabeledData& data, const std::filesystem::path& file);
+MODELREG_API void write_csv(const LabeledData& data, std::ostream& out);
 
 // ---- splitting -----------------------------------------------------------------------------------
 
-struct TrainTestSplit {
+struct MODELREG_API TrainTestSplit {
   LabeledData train;
   LabeledData test;
 };
@@ -107,6 +108,6 @@ struct TrainTestSplit {
 // Puts round(test_fraction × n_c) rows of each class c into `test`, chosen at random by `seed`, the
 // rest into `train`; each part keeps the original row order. Throws Error(invalid_argument) when
 // data has no labels or test_fraction is outside (0, 1).
-TrainTestSplit stratified_split(const LabeledData& data, double test_fraction, std::uint64_t seed);
+MODELREG_API TrainTestSplit stratified_split(const LabeledData& data, double test_fraction, std::uint64_t seed);
 
 }  // namespace modelreg

@@ -16,19 +16,20 @@
 #include <string>
 #include <vector>
 
+#include "modelreg/export.hpp"
 #include "modelreg/model.hpp"
 
 namespace modelreg {
 
 struct LabeledData;
 
-struct LogisticRegressionParams {
+struct MODELREG_API LogisticRegressionParams {
   double C = 1.0;        // inverse regularization strength, > 0 (as scikit-learn's C)
   int max_iter = 100;    // Newton iterations at most, >= 1
   double tol = 1e-10;    // converged when max |gradient| <= tol · max(1, C · rows)
 };
 
-class LogisticRegression final : public Model {
+class MODELREG_API LogisticRegression final : public Model {
  public:
   using Params = LogisticRegressionParams;
 

@@ -11,9 +11,11 @@
 #include <span>
 #include <vector>
 
+#include "modelreg/export.hpp"
+
 namespace modelreg {
 
-class MatrixView {
+class MODELREG_API MatrixView {
  public:
   MatrixView() = default;
   // `rows * cols` doubles starting at `data` (which may be null when rows * cols == 0).
@@ -42,7 +44,7 @@ class MatrixView {
   std::size_t cols_ = 0;
 };
 
-class Matrix {
+class MODELREG_API Matrix {
  public:
   Matrix() = default;
   // rows × cols zeros.

@@ -9,13 +9,14 @@
 #include <string>
 #include <vector>
 
+#include "modelreg/export.hpp"
 #include "modelreg/matrix.hpp"
 #include "modelreg/model_ref.hpp"
 
 namespace modelreg {
 
 // One input column of a model, in order. dtype is free text (`float64` by default).
-struct Feature {
+struct MODELREG_API Feature {
   std::string name;
   std::string dtype = "float64";
 
@@ -23,7 +24,7 @@ struct Feature {
 };
 
 // A data set a version was trained or evaluated on.
-struct Dataset {
+struct MODELREG_API Dataset {
   std::string uri;
   std::optional<std::string> sha256;  // 64 lower-case hex digits when given
   std::string role = "train";         // e.g. train, test, validation
@@ -32,13 +33,13 @@ struct Dataset {
 };
 
 // A lineage edge to be recorded with a new version: "this version was <relation> <parent>".
-struct Parent {
+struct MODELREG_API Parent {
   ModelRef ref;                           // resolved to a concrete version at registration time
   std::string relation = "derived_from";  // [a-z0-9_]+, e.g. retrained_from, fine_tuned_from
 };
 
 // A version as a pair of names: `fraud@7`.
-struct VersionId {
+struct MODELREG_API VersionId {
   std::string model;
   std::int64_t number = 0;
 
@@ -48,7 +49,7 @@ struct VersionId {
 };
 
 // What is known about the stored bytes without reading them.
-struct BlobInfo {
+struct MODELREG_API BlobInfo {
   std::string sha256;         // of the raw (uncompressed) bytes, lower-case hex
   std::uint64_t raw_size = 0;
   std::uint64_t stored_size = 0;
@@ -65,14 +66,14 @@ enum class VersionStatus { ready, archived };
 
 // A saved model's validation probe: a few input rows (at most 16) and the probability of the
 // positive class the model gave for each when it was saved. Loading predicts them again.
-struct Probe {
+struct MODELREG_API Probe {
   Matrix inputs;
   std::vector<double> outputs;
 };
 
 // A version's signature (see signing.hpp). Present when the version was signed; whether it
 // verifies is checked by a registry that has the key, when it promotes or loads the version.
-struct Signature {
+struct MODELREG_API Signature {
   std::string algorithm;  // "hmac-sha256"
   std::string key_id;     // signing_key_id() of the key that signed it
   std::string signed_at;
@@ -80,7 +81,7 @@ struct Signature {
 };
 
 // Everything the registry knows about one version.
-struct ModelVersion {
+struct MODELREG_API ModelVersion {
   VersionId id;
   std::optional<std::string> label;
   std::string format;
@@ -107,7 +108,7 @@ struct ModelVersion {
 };
 
 // One row of Registry::list_models.
-struct ModelSummary {
+struct MODELREG_API ModelSummary {
   std::string name;
   std::int64_t version_count = 0;
   std::optional<std::int64_t> active_version;
@@ -116,7 +117,24 @@ struct ModelSummary {
 };
 
 // One row of the append-only audit log.
-struct Event {
+// What an event of the audit log records. Stored as text in events.kind (to_string's names).
+enum class EventKind {
+  register_version,  // "register"
+  promote,           // "promote"
+  rollback,          // "rollback"
+  archive,           // "archive"
+  unarchive,         // "unarchive"
+  delete_version,    // "delete"
+  tag,               // "tag": details "KEY=VALUE"
+  untag,             // "untag": details "KEY"
+};
+
+// The stored name of a kind, e.g. "register".
+MODELREG_API std::string_view to_string(EventKind kind) noexcept;
+// The kind of a stored name; nullopt for a name this library does not know.
+MODELREG_API std::optional<EventKind> parse_event_kind(std::string_view name) noexcept;
+
+struct MODELREG_API Event {
   std::int64_t id = 0;
   std::string model;
   std::string kind;  // register, promote, rollback, archive, unarchive, delete, tag, untag
@@ -130,7 +148,7 @@ struct Event {
 };
 
 // One edge met while walking the lineage graph; depth 1 is a direct parent (or child).
-struct LineageEdge {
+struct MODELREG_API LineageEdge {
   VersionId child;
   VersionId parent;
   std::string relation;
@@ -138,7 +156,7 @@ struct LineageEdge {
 };
 
 // Registry::compare: one metric of two versions, as the seed's compare_versions.
-struct MetricComparison {
+struct MODELREG_API MetricComparison {
   std::string metric;
   std::optional<double> a;
   std::optional<double> b;
@@ -150,14 +168,14 @@ struct MetricComparison {
 };
 
 // What a change of the active version did.
-struct Transition {
+struct MODELREG_API Transition {
   std::string model;
   std::optional<std::int64_t> from_version;
   std::int64_t to_version = 0;
 };
 
 // What Registry::gc removed.
-struct GcReport {
+struct MODELREG_API GcReport {
   std::vector<VersionId> versions_deleted;
   std::vector<VersionId> versions_kept;  // archived, but kept for lineage or rollback history
   std::uint64_t blobs_removed = 0;

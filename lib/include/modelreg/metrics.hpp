@@ -14,12 +14,14 @@
 #include <span>
 #include <string>
 
+#include "modelreg/export.hpp"
+
 namespace modelreg {
 
 class Model;
 struct LabeledData;
 
-struct ConfusionMatrix {
+struct MODELREG_API ConfusionMatrix {
   std::size_t true_negatives = 0;
   std::size_t false_positives = 0;
   std::size_t false_negatives = 0;
@@ -29,23 +31,23 @@ struct ConfusionMatrix {
   friend bool operator==(const ConfusionMatrix&, const ConfusionMatrix&) = default;
 };
 
-ConfusionMatrix confusion_matrix(std::span<const int> y_true, std::span<const int> y_pred);
-double accuracy(std::span<const int> y_true, std::span<const int> y_pred);
-double precision(std::span<const int> y_true, std::span<const int> y_pred);
-double recall(std::span<const int> y_true, std::span<const int> y_pred);
-double f1_score(std::span<const int> y_true, std::span<const int> y_pred);
+MODELREG_API ConfusionMatrix confusion_matrix(std::span<const int> y_true, std::span<const int> y_pred);
+MODELREG_API double accuracy(std::span<const int> y_true, std::span<const int> y_pred);
+MODELREG_API double precision(std::span<const int> y_true, std::span<const int> y_pred);
+MODELREG_API double recall(std::span<const int> y_true, std::span<const int> y_pred);
+MODELREG_API double f1_score(std::span<const int> y_true, std::span<const int> y_pred);
 
 // Area under the ROC curve from scores (any order-preserving score works, e.g. probabilities):
 // the probability that a random positive scores above a random negative, ties counting one half
 // (the Mann–Whitney statistic with average ranks). Throws Error(invalid_argument) when y_true has
 // only one class (the AUC is undefined).
-double roc_auc(std::span<const int> y_true, std::span<const double> score);
+MODELREG_API double roc_auc(std::span<const int> y_true, std::span<const double> score);
 
 // Mean negative log-likelihood, probabilities clipped to [eps, 1 − eps].
-double log_loss(std::span<const int> y_true, std::span<const double> proba, double eps = 1e-15);
+MODELREG_API double log_loss(std::span<const int> y_true, std::span<const double> proba, double eps = 1e-15);
 
 // All of the above for a model on labeled rows (predict at threshold 0.5).
-struct BinaryMetrics {
+struct MODELREG_API BinaryMetrics {
   double accuracy = 0;
   double precision = 0;
   double recall = 0;
@@ -59,9 +61,9 @@ struct BinaryMetrics {
   std::map<std::string, double> to_map() const;
 };
 
-BinaryMetrics evaluate(std::span<const int> y_true, std::span<const double> proba);
+MODELREG_API BinaryMetrics evaluate(std::span<const int> y_true, std::span<const double> proba);
 // Throws Error(invalid_argument) when data has no labels or its feature count differs from the
 // model's.
-BinaryMetrics evaluate(const Model& model, const LabeledData& data);
+MODELREG_API BinaryMetrics evaluate(const Model& model, const LabeledData& data);
 
 }  // namespace modelreg

@@ -18,11 +18,12 @@
 #include <string>
 #include <vector>
 
+#include "modelreg/export.hpp"
 #include "modelreg/matrix.hpp"
 
 namespace modelreg {
 
-class Model {
+class MODELREG_API Model {
  public:
   virtual ~Model();
 

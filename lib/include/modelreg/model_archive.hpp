@@ -26,6 +26,7 @@
 #include <string>
 #include <string_view>
 
+#include "modelreg/export.hpp"
 #include "modelreg/model.hpp"
 
 namespace modelreg {
@@ -36,7 +37,7 @@ enum class ArchiveKind : std::uint8_t {
 };
 
 // What the header of an archive says.
-struct ArchiveInfo {
+struct MODELREG_API ArchiveInfo {
   unsigned header_version = 0;
   ArchiveKind kind = ArchiveKind::boost_binary;
   std::endian byte_order = std::endian::native;
@@ -47,19 +48,19 @@ struct ArchiveInfo {
 };
 
 // The archive kind, header version and Boost archive library version this build writes.
-ArchiveInfo current_archive_format();
+MODELREG_API ArchiveInfo current_archive_format();
 
 // The model as archive bytes. Throws Error(invalid_argument) when the model is untrained or its
 // type is not exported under type_name() (the message says how to export it).
-std::string serialize_model(const Model& model);
+MODELREG_API std::string serialize_model(const Model& model);
 
 // The model in `bytes`. When `expected_type` is not empty, a model of another type is
 // Error(validation_failed) naming both (checked from the header, before deserializing).
 // Throws as described at the top of this file.
-std::unique_ptr<Model> deserialize_model(std::string_view bytes, std::string_view expected_type = {});
+MODELREG_API std::unique_ptr<Model> deserialize_model(std::string_view bytes, std::string_view expected_type = {});
 
 // Reads and checks the header only (magic, checksum, versions, byte order, word sizes), without
 // deserializing the payload. Throws corruption / incompatible as deserialize_model.
-ArchiveInfo inspect_model_archive(std::string_view bytes);
+MODELREG_API ArchiveInfo inspect_model_archive(std::string_view bytes);
 
 }  // namespace modelreg

@@ -8,9 +8,11 @@
 #include <string>
 #include <string_view>
 
+#include "modelreg/export.hpp"
+
 namespace modelreg {
 
-class ModelRef {
+class MODELREG_API ModelRef {
  public:
   enum class Kind {
     active,  // `NAME` or `NAME@active`: the model's active version
@@ -49,8 +51,8 @@ class ModelRef {
 };
 
 // True when `name` is a valid model name: [A-Za-z0-9][A-Za-z0-9_.-]{0,127}.
-bool is_valid_model_name(std::string_view name) noexcept;
+MODELREG_API bool is_valid_model_name(std::string_view name) noexcept;
 // True when `label` is a valid version label: [A-Za-z][A-Za-z0-9_.+-]{0,63}, not `active`/`latest`.
-bool is_valid_label(std::string_view label) noexcept;
+MODELREG_API bool is_valid_label(std::string_view label) noexcept;
 
 }  // namespace modelreg

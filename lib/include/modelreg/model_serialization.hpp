@@ -62,6 +62,7 @@
 #include <boost/serialization/tracking.hpp>
 #include <boost/serialization/version.hpp>
 
+#include "modelreg/export.hpp"
 #include "modelreg/model.hpp"
 #include "modelreg/tree.hpp"
 
@@ -76,7 +77,7 @@ namespace modelreg {
 // A read-only stream buffer that knows how many bytes are left: over bytes the caller keeps alive,
 // or over `total` bytes pulled from a source through a small window (so that a large archive is
 // deserialized without ever being in memory whole).
-class ByteSpanBuffer : public std::streambuf {
+class MODELREG_API ByteSpanBuffer : public std::streambuf {
  public:
   // Fills `buffer` with up to `size` bytes; returns how many (0 only when there are no more).
   using Source = std::function<std::size_t(char* buffer, std::size_t size)>;
@@ -103,7 +104,7 @@ using ModelOutputArchive = boost::archive::binary_oarchive;
 // ... and read with this: Boost's binary input archive, except that every length it reads — a
 // string's, a collection's — must fit in the bytes that are left, and a bool must be 0 or 1.
 // Violations throw Error(corruption) instead of allocating or asserting.
-class ModelInputArchive
+class MODELREG_API ModelInputArchive
     : public boost::archive::binary_iarchive_impl<ModelInputArchive, char, std::char_traits<char>> {
   using Impl = boost::archive::binary_iarchive_impl<ModelInputArchive, char, std::char_traits<char>>;
   using Primitive = boost::archive::basic_binary_iprimitive<ModelInputArchive, char, std::char_traits<char>>;

@@ -12,18 +12,19 @@
 #include <string>
 #include <vector>
 
+#include "modelreg/export.hpp"
 #include "modelreg/active_watcher.hpp"
 #include "modelreg/matrix.hpp"
 
 namespace modelreg {
 
-struct Prediction {
+struct MODELREG_API Prediction {
   std::vector<double> probabilities;  // of the positive class, one per row
   std::vector<int> labels;            // 1 where probability > 0.5
   std::int64_t version = 0;           // the version that answered (all rows: the same one)
 };
 
-struct ServerStatus {
+struct MODELREG_API ServerStatus {
   std::string model;
   bool ready = false;
   std::uint64_t requests = 0;  // predict calls
@@ -32,7 +33,7 @@ struct ServerStatus {
   WatcherStatus watcher;       // serving and desired version, swaps, last swap, last error
 };
 
-class ModelServer {
+class MODELREG_API ModelServer {
  public:
   ModelServer(const std::filesystem::path& db, std::string model, WatcherOptions options = {});
 

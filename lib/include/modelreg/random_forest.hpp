@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "modelreg/export.hpp"
 #include "modelreg/model.hpp"
 #include "modelreg/tree.hpp"
 
@@ -25,7 +26,7 @@ namespace modelreg {
 
 struct LabeledData;
 
-struct RandomForestParams {
+struct MODELREG_API RandomForestParams {
   std::size_t n_estimators = 100;          // trees, >= 1
   std::optional<int> max_depth{};          // >= 1; none: grow until leaves are pure (default)
   std::size_t min_samples_split = 2;       // >= 2
@@ -38,7 +39,7 @@ struct RandomForestParams {
   unsigned threads = 0;
 };
 
-class RandomForest final : public Model {
+class MODELREG_API RandomForest final : public Model {
  public:
   using Params = RandomForestParams;
 

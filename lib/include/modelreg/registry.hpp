@@ -25,18 +25,17 @@
 #include <variant>
 #include <vector>
 
+#include "modelreg/export.hpp"
 #include "modelreg/error.hpp"
 #include "modelreg/metadata.hpp"
 #include "modelreg/model.hpp"
 #include "modelreg/model_ref.hpp"
+#include "modelreg/progress.hpp"
 #include "modelreg/signing.hpp"
 
 namespace modelreg {
 
-// Called while bytes stream in or out: bytes done so far and, when known, the total.
-using ProgressFn = std::function<void(std::uint64_t done, std::optional<std::uint64_t> total)>;
-
-struct Options {
+struct MODELREG_API Options {
   // Create the database file when it does not exist. Default: true.
   bool create_if_missing = true;
   // Open read-only: every write throws Error(conflict). Default: false.
@@ -68,7 +67,7 @@ struct Options {
 };
 
 // A new version, minus its bytes. Only `model` and `format` are required.
-struct NewVersion {
+struct MODELREG_API NewVersion {
   std::string model;                           // [A-Za-z0-9][A-Za-z0-9_.-]{0,127}; created on first use
   std::string format;                          // e.g. "modelreg-boost", "onnx", "bytes"
   std::string type_name;                       // e.g. "RandomForest"; may be empty for opaque bytes
@@ -86,7 +85,7 @@ struct NewVersion {
 
 // A condition on a metric, e.g. parsed from "f1 >= 0.8". A version without the metric never
 // satisfies a condition on it.
-struct MetricCondition {
+struct MODELREG_API MetricCondition {
   enum class Op { lt, le, eq, ne, ge, gt };
   std::string metric;
   Op op = Op::ge;
@@ -98,7 +97,7 @@ struct MetricCondition {
   bool holds(double metric_value) const noexcept;
 };
 
-struct VersionQuery {
+struct MODELREG_API VersionQuery {
   std::vector<MetricCondition> where;           // all must hold
   std::optional<std::pair<std::string, std::optional<std::string>>> tag;  // key, optional value
   std::optional<VersionStatus> status;          // default: any status
@@ -108,12 +107,12 @@ struct VersionQuery {
 };
 
 // Who did it and why; recorded in the audit log.
-struct Change {
+struct MODELREG_API Change {
   std::string reason{};
   std::optional<std::string> actor{};  // default Options::default_actor
 };
 
-struct PromoteOptions {
+struct MODELREG_API PromoteOptions {
   std::string reason{};
   std::optional<std::string> actor{};
   // When set, refuse (Error(conflict)) unless the candidate's value of this metric is at least
@@ -122,14 +121,14 @@ struct PromoteOptions {
   std::optional<std::string> require_better{};
 };
 
-struct RollbackOptions {
+struct MODELREG_API RollbackOptions {
   std::string reason{};
   std::optional<std::string> actor{};
   // When set, roll back to this version; otherwise to the one active before the current one.
   std::optional<ModelRef> to{};
 };
 
-struct GcOptions {
+struct MODELREG_API GcOptions {
   // Report what would be removed without removing anything.
   bool dry_run = false;
   // Also delete archived versions (then their blobs, when no other version shares them). Archived
@@ -143,30 +142,30 @@ struct GcOptions {
 };
 
 // One cell of a Registry::query result.
-struct SqlBlob {
+struct MODELREG_API SqlBlob {
   std::uint64_t size = 0;
 };
 using SqlValue = std::variant<std::monostate, std::int64_t, double, std::string, SqlBlob>;
 
-struct SqlResult {
+struct MODELREG_API SqlResult {
   std::vector<std::string> columns;
   std::vector<std::vector<SqlValue>> rows;
 };
 
 // What Registry::check found.
-struct IntegrityReport {
+struct MODELREG_API IntegrityReport {
   std::vector<std::string> database_problems;  // from PRAGMA integrity_check / foreign_key_check
   std::vector<std::pair<VersionId, std::string>> bad_versions;  // version, what is wrong
   std::uint64_t versions_checked = 0;
   bool ok() const noexcept { return database_problems.empty() && bad_versions.empty(); }
 };
 
-struct ExportReport {
+struct MODELREG_API ExportReport {
   std::vector<VersionId> versions;
   std::uint64_t stored_bytes = 0;  // compressed bytes copied into the bundle
 };
 
-struct ImportReport {
+struct MODELREG_API ImportReport {
   std::vector<VersionId> imported;
   std::vector<VersionId> already_present;  // same number, same bytes and metadata: skipped
   // Lineage edges whose parent is neither in the bundle nor in this registry ("fraud@3 <- base@1").
@@ -177,19 +176,19 @@ struct ImportReport {
 // model_archive.hpp). Any other format is an opaque artifact, loaded back as bytes.
 inline constexpr std::string_view kModelFormat = "modelreg-model";
 
-struct LoadOptions {
+struct MODELREG_API LoadOptions {
   // Validation on load (archive header, type, feature count, probe). The checksum is always
   // verified. Turning validation off is for forensics, never for serving. Default: true.
   bool validate = true;
 };
 
 // A model loaded from the registry, with the version it came from.
-struct LoadedModel {
+struct MODELREG_API LoadedModel {
   std::unique_ptr<Model> model;
   ModelVersion version;
 };
 
-class Registry {
+class MODELREG_API Registry {
  public:
   // Opens (or creates) the database at `path` and applies pending migrations.
   // Throws Error: not_found (missing and !create_if_missing), corruption (not a modelreg/SQLite
@@ -271,6 +270,12 @@ class Registry {
   // points at it. The version's number is never reused.
   void delete_version(const ModelRef& ref, const Change& change = {});
   // Tags are the one thing about a version that may change after it is registered.
+  // set_tags sets (adds or overwrites) `set` and removes `remove` in one transaction, one event per
+  // change: Error(not_found) for a key in `remove` that the version does not have, and
+  // Error(invalid_argument) for a key in both, or for nothing to do — the version unchanged.
+  void set_tags(const ModelRef& ref, const std::map<std::string, std::string>& set,
+                const std::vector<std::string>& remove, const Change& change = {});
+  // One tag: set_tags(ref, {{key, value}}, {}) and set_tags(ref, {}, {key}).
   void set_tag(const ModelRef& ref, std::string_view key, std::string_view value,
                const Change& change = {});
   void remove_tag(const ModelRef& ref, std::string_view key, const Change& change = {});

@@ -15,18 +15,20 @@
 #include <string>
 #include <string_view>
 
+#include "modelreg/export.hpp"
+
 namespace modelreg {
 
 // The key held in `file`. Error(not_found) if it does not exist, Error(io_error) if it cannot be
 // read, Error(invalid_argument) if it holds fewer than 16 bytes.
-std::string read_signing_key(const std::filesystem::path& file);
+MODELREG_API std::string read_signing_key(const std::filesystem::path& file);
 
 // Writes a new random key to `file` (created with mode 0600; an existing file is never
 // overwritten: Error(already_exists)). Returns the key.
-std::string create_signing_key(const std::filesystem::path& file);
+MODELREG_API std::string create_signing_key(const std::filesystem::path& file);
 
 // A short public name for a key: the first 16 hex digits of SHA-256("modelreg-key-id:" + key).
 // Stored with each signature, so an error can say "signed with key X, yours is Y".
-std::string signing_key_id(std::string_view key);
+MODELREG_API std::string signing_key_id(std::string_view key);
 
 }  // namespace modelreg

@@ -23,6 +23,7 @@
 #include <string_view>
 #include <vector>
 
+#include "modelreg/export.hpp"
 #include "modelreg/model.hpp"
 
 namespace modelreg {
@@ -30,12 +31,12 @@ namespace modelreg {
 struct LabeledData;
 
 // The type names train_model accepts, in a fixed order.
-std::vector<std::string> built_in_model_types();
+MODELREG_API std::vector<std::string> built_in_model_types();
 
 // Trains a model of `type` on `data` (which must have labels). Throws Error(invalid_argument) for
 // an unknown type (listing the known ones), an unknown parameter (listing the type's parameters),
 // a value that does not parse or is out of range (naming parameter and value), or unusable data.
-std::unique_ptr<Model> train_model(std::string_view type, const LabeledData& data,
+MODELREG_API std::unique_ptr<Model> train_model(std::string_view type, const LabeledData& data,
                                    const std::map<std::string, std::string>& params = {});
 
 }  // namespace modelreg

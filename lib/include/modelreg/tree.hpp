@@ -18,9 +18,11 @@
 #include <string_view>
 #include <vector>
 
+#include "modelreg/export.hpp"
+
 namespace modelreg {
 
-struct TreeNode {
+struct MODELREG_API TreeNode {
   std::int32_t feature = -1;  // the column an internal node tests; -1 marks a leaf
   float value = 0;            // internal: threshold (x[feature] <= value goes left); leaf: the output
   std::int32_t left = -1;     // child indices (pre-order: left == own index + 1); -1 in a leaf
@@ -30,7 +32,7 @@ struct TreeNode {
   friend bool operator==(const TreeNode&, const TreeNode&) = default;
 };
 
-class Tree {
+class MODELREG_API Tree {
  public:
   // An empty tree (no nodes); only useful as a target for loading.
   Tree() = default;
@@ -69,7 +71,7 @@ class Tree {
 
 // How many features a split may consider: all of them, sqrt(n) or log2(n) (rounded down, at
 // least 1), or a fixed number (capped at n). Text forms: `all`, `sqrt`, `log2`, `7`.
-struct FeatureSubset {
+struct MODELREG_API FeatureSubset {
   enum class Rule : std::uint8_t { all, sqrt, log2, fixed };
   Rule rule = Rule::all;
   std::size_t count = 0;  // used when rule == fixed; at least 1

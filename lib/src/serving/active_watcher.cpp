@@ -1,0 +1,219 @@
+#include "modelreg/active_watcher.hpp"
+
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
+#include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "core/text_format.hpp"
+#include "modelreg/registry.hpp"
+
+namespace modelreg {
+
+struct __attribute__((visibility("hidden"))) ActiveWatcher::Impl {
+  std::string model;
+  WatcherOptions options;
+  Registry registry;  // its own read-only connection; used only by poll_now (under poll_mutex)
+
+  // The hot path: requests load this without taking a mutex.
+  // Requests copy it under a mutex held for one reference-count increment. (Not
+  // std::atomic<std::shared_ptr>: libstdc++ 12's load() releases its internal lock with
+  // memory_order_relaxed, a race with exchange() that ThreadSanitizer reports.)
+  mutable std::mutex current_mutex;
+  std::shared_ptr<const ServedModel> current_model;  // guarded by current_mutex
+
+  std::shared_ptr<const ServedModel> current() const {
+    std::lock_guard lock(current_mutex);
+    return current_model;
+  }
+  // Publishes `next`; returns the model it replaced (released by the caller, outside the lock).
+  std::shared_ptr<const ServedModel> exchange_current(std::shared_ptr<const ServedModel> next) {
+    std::lock_guard lock(current_mutex);
+    current_model.swap(next);
+    return next;
+  }
+
+  std::mutex poll_mutex;  // one poll cycle at a time; protects the fields below it
+  std::optional<std::int64_t> last_data_version;
+  std::optional<std::int64_t> failed_version;
+  std::chrono::milliseconds backoff{0};
+  std::chrono::steady_clock::time_point next_retry{};
+  // Replaced models, kept until no request holds them, so that they are destroyed here.
+  std::vector<std::shared_ptr<const ServedModel>> retired;
+
+  mutable std::mutex status_mutex;  // protects status
+  WatcherStatus status;
+
+  std::mutex stop_mutex;  // protects stopping
+  std::condition_variable stop_cv;
+  bool stopping = false;
+  std::thread thread;
+
+  Impl(const std::filesystem::path& db, std::string m, WatcherOptions o)
+      : model(std::move(m)), options(std::move(o)), registry(db, [this] {
+          Options ro;
+          ro.read_only = true;
+          ro.signing_key = options.signing_key;
+          return ro;
+        }()) {
+    if (!is_valid_model_name(model)) {
+      throw Error(Errc::invalid_argument, fmt::format("model name '{}' is invalid", model));
+    }
+    if (!options.clock) options.clock = [] { return std::chrono::steady_clock::now(); };
+    if (!options.loader) {
+      options.loader = [](const Registry& reg, const ModelVersion& v) -> std::shared_ptr<const Model> {
+        return reg.load_model(ModelRef::number(v.id.model, v.id.number)).model;
+      };
+    }
+  }
+
+  void log(const std::string& line) const {
+    if (options.log) options.log(line);
+  }
+
+  std::string now_text() const { return detail::format_utc(std::chrono::system_clock::now()); }
+
+  void reap() {
+    // use_count() == 1: only this list holds it, so destroying it here is the last release.
+    const auto destroyed =
+        std::erase_if(retired, [](const std::shared_ptr<const ServedModel>& m) { return m.use_count() == 1; });
+#ifdef __GLIBC__
+    // glibc keeps freed pages for reuse; a replaced model can be hundreds of MiB, so hand them
+    // back, or RSS ratchets up by one model at every swap (measured in docs/benchmarks.md).
+    if (destroyed > 0) ::malloc_trim(0);
+#else
+    (void)destroyed;
+#endif
+  }
+
+  bool poll() {
+    std::lock_guard lock(poll_mutex);
+    {
+      std::lock_guard s(status_mutex);
+      ++status.polls;
+    }
+    reap();
+    std::optional<ModelVersion> active;
+    try {
+      const std::int64_t dv = registry.data_version();
+      const bool changed = !last_data_version || dv != *last_data_version;
+      last_data_version = dv;
+      const bool retry_due = failed_version && options.clock() >= next_retry;
+      if (!changed && !retry_due) return false;
+      active = registry.find(ModelRef::active(model));
+    } catch (const std::exception& e) {
+      std::lock_guard s(status_mutex);
+      ++status.poll_errors;
+      status.last_error = fmt::format("polling '{}': {}", model, e.what());
+      status.last_error_at = now_text();
+      last_data_version.reset();  // look again next time
+      return false;
+    }
+    {
+      std::lock_guard s(status_mutex);
+      status.desired_version = active ? std::optional(active->id.number) : std::nullopt;
+    }
+    if (!active) return false;  // nothing promoted yet: not ready (or keep serving what we have)
+    const auto serving = current();
+    if (serving && serving->version.id.number == active->id.number) {
+      failed_version.reset();
+      return false;
+    }
+    if (failed_version == active->id.number && options.clock() < next_retry) return false;
+
+    const auto started = std::chrono::steady_clock::now();
+    try {
+      auto model_ptr = options.loader(registry, *active);
+      if (!model_ptr) throw Error(Errc::validation_failed, fmt::format("{}: the loader returned no model", active->ref_string()));
+      auto served = std::make_shared<ServedModel>();
+      served->model = std::move(model_ptr);
+      served->version = *active;
+      served->loaded_at = now_text();
+      served->load_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+      const auto previous = exchange_current(std::shared_ptr<const ServedModel>(served));
+      if (previous) retired.push_back(previous);
+      failed_version.reset();
+      backoff = std::chrono::milliseconds{0};
+      {
+        std::lock_guard s(status_mutex);
+        ++status.swaps;
+        status.serving_version = active->id.number;
+        status.last_swap_at = served->loaded_at;
+        status.last_load_seconds = served->load_seconds;
+      }
+      log(fmt::format("swapped {} -> {} (loaded and validated in {:.1f} ms)",
+                      previous ? previous->version.ref_string() : std::string("nothing"), active->ref_string(),
+                      served->load_seconds * 1000));
+      reap();
+      return true;
+    } catch (const std::exception& e) {
+      if (failed_version == active->id.number) {
+        backoff = std::min(options.retry_max, backoff * 2);
+      } else {
+        backoff = options.retry_initial;
+      }
+      failed_version = active->id.number;
+      next_retry = options.clock() + backoff;
+      const std::string what = e.what();
+      {
+        std::lock_guard s(status_mutex);
+        ++status.load_failures;
+        status.last_error = what;
+        status.last_error_at = now_text();
+      }
+      log(fmt::format("failed to load {}: {}; still serving {}; retrying in {:.2f} s", active->ref_string(), what,
+                      serving ? serving->version.ref_string() : std::string("nothing"),
+                      std::chrono::duration<double>(backoff).count()));
+      return false;
+    }
+  }
+
+  void run() {
+    std::unique_lock lock(stop_mutex);
+    while (!stopping) {
+      lock.unlock();
+      poll();
+      lock.lock();
+      stop_cv.wait_for(lock, options.poll_interval, [&] { return stopping; });
+    }
+  }
+};
+
+ActiveWatcher::ActiveWatcher(const std::filesystem::path& db, std::string model, WatcherOptions options)
+    : impl_(std::make_unique<Impl>(db, std::move(model), std::move(options))) {
+  if (impl_->options.poll_interval < std::chrono::milliseconds(1)) {
+    throw Error(Errc::invalid_argument, "the poll interval must be at least 1 ms");
+  }
+  if (impl_->options.background) impl_->thread = std::thread([this] { impl_->run(); });
+}
+
+ActiveWatcher::~ActiveWatcher() {
+  if (impl_->thread.joinable()) {
+    {
+      std::lock_guard lock(impl_->stop_mutex);
+      impl_->stopping = true;
+    }
+    impl_->stop_cv.notify_all();
+    impl_->thread.join();
+  }
+}
+
+std::shared_ptr<const ServedModel> ActiveWatcher::current() const noexcept { return impl_->current(); }
+
+const std::string& ActiveWatcher::model_name() const noexcept { return impl_->model; }
+
+bool ActiveWatcher::poll_now() { return impl_->poll(); }
+
+WatcherStatus ActiveWatcher::status() const {
+  std::lock_guard lock(impl_->status_mutex);
+  return impl_->status;
+}
+
+}  // namespace modelreg

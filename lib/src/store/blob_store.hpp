@@ -1,0 +1,88 @@
+// The blob store: a model's bytes as independent chunks in blob_chunks, each one zstd frame (or
+// raw at level 0) with an XXH3-64 of its stored bytes, and one row in blobs naming the SHA-256 of
+// the raw bytes. See docs/format.md.
+//
+// Writing streams: one thread reads and hashes, worker threads compress, chunks are inserted in
+// order; memory stays at a few chunks whatever the blob's size. Reading verifies each chunk before
+// it is handed on, and the SHA-256 of the whole at the end.
+//
+// Not thread-safe: a BlobStore uses the caller's connection, under the caller's lock.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <istream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include <SQLiteCpp/Database.h>
+
+#include "modelreg/metadata.hpp"
+#include "store/byte_source.hpp"
+#include "modelreg/progress.hpp"
+
+namespace modelreg::detail {
+
+struct BlobWriteSettings {
+  int level = 3;
+  std::uint64_t chunk_size = 4u << 20;
+  unsigned threads = 1;
+  std::string created_at;
+};
+
+struct StoredBlob {
+  std::int64_t id = 0;
+  BlobInfo info;
+  bool deduplicated = false;  // identical bytes were already stored; nothing new was written
+};
+
+// Receives verified raw bytes in order.
+using ByteSink = std::function<void(const char* data, std::size_t size)>;
+
+// Pulls a blob's raw bytes in pieces of the caller's size, verifying as BlobStore::read does:
+// each chunk's XXH3 before any of its bytes are handed out (then streaming zstd, so memory is one
+// stored chunk plus zstd's window, whatever the piece size), and at the end — the read() that
+// returns 0 — the chunk count, the total size and the SHA-256. Throws Error(corruption) on any
+// mismatch, Error(io_error) when SQLite cannot read a chunk. Uses the caller's connection, inside
+// the caller's read transaction and lock, for its whole life.
+class BlobReader {
+ public:
+  BlobReader(SQLite::Database& db, std::int64_t blob_id, std::string owner);
+  ~BlobReader();
+  BlobReader(const BlobReader&) = delete;
+  BlobReader& operator=(const BlobReader&) = delete;
+
+  // Up to `size` verified raw bytes (fewer only at a chunk's end); 0 at the verified end.
+  std::size_t read(char* out, std::size_t size);
+  const BlobInfo& info() const noexcept;
+  std::uint64_t done() const noexcept;
+
+ private:
+  struct State;
+  std::unique_ptr<State> s_;
+};
+
+class BlobStore {
+ public:
+  explicit BlobStore(SQLite::Database& db) : db_(db) {}
+
+  // Stores the source's bytes. Must run inside a write transaction; on any failure the partial
+  // chunks are rolled back to a savepoint. Identical bytes (same SHA-256) are stored once.
+  StoredBlob write(ByteSource& source, const BlobWriteSettings& settings, const ProgressFn& progress);
+
+  BlobInfo info(std::int64_t blob_id);
+
+  // Streams the raw bytes of a blob to `sink`, verifying each chunk before the sink sees it and
+  // the SHA-256 at the end. `owner` names the version in error messages ("fraud@7").
+  // Throws Error(corruption) on any mismatch.
+  void read(std::int64_t blob_id, std::string_view owner, const ByteSink& sink,
+            const ProgressFn& progress);
+
+ private:
+  SQLite::Database& db_;
+};
+
+}  // namespace modelreg::detail

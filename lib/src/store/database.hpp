@@ -1,0 +1,68 @@
+// The SQLite side of the registry: opening a connection with our pragmas, the migrations runner
+// and the one place where SQLite::Exception becomes modelreg::Error.
+#pragma once
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Exception.h>
+
+#include "modelreg/error.hpp"
+
+namespace modelreg::detail {
+
+// One numbered SQL file from migrations/, embedded at build time (see tools/embed_migrations.py).
+struct Migration {
+  int version;
+  std::string_view name;
+  std::string_view sql;
+};
+
+// The migrations compiled into this library, in order, numbered 1..N without gaps.
+std::span<const Migration> embedded_migrations() noexcept;
+
+// Applies every migration whose number is above PRAGMA user_version, each in its own IMMEDIATE
+// transaction that re-reads user_version first (so concurrent openers apply each exactly once),
+// and records it in schema_migrations. Returns the resulting user_version.
+int apply_migrations(SQLite::Database& db, std::span<const Migration> migrations, std::string_view now);
+
+// Converts an SQLite failure into an Error; `context` says what was being done ("registering fraud").
+Error translate(const SQLite::Exception& e, std::string_view context);
+
+// Runs `body`, converting SQLite exceptions (and std::bad_alloc) into modelreg::Error.
+template <class Body>
+auto guarded(std::string_view context, Body&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const SQLite::Exception& e) {
+    throw translate(e, context);
+  }
+}
+
+// PRAGMA user_version.
+int user_version(SQLite::Database& db);
+
+// A named SAVEPOINT inside a transaction: released by release(), rolled back (to its start) by
+// rollback() or by the destructor.
+class Savepoint {
+ public:
+  Savepoint(SQLite::Database& db, std::string name);
+  ~Savepoint();
+  Savepoint(const Savepoint&) = delete;
+  Savepoint& operator=(const Savepoint&) = delete;
+
+  void release();
+  void rollback();
+
+ private:
+  SQLite::Database& db_;
+  std::string name_;
+  bool done_ = false;
+};
+
+}  // namespace modelreg::detail

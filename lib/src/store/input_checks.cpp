@@ -1,0 +1,121 @@
+// What a caller may pass to the registry: names, keys, texts and a NewVersion as a whole. Each
+// check throws Error(invalid_argument) naming the field, the rule and an example.
+#include <pwd.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "core/text_format.hpp"
+#include "store/registry_impl.hpp"
+
+namespace modelreg::detail {
+bool is_identifier_char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_' ||
+         c == '.' || c == '-' || c == ':' || c == '/';
+}
+
+std::string os_user() {
+  if (const char* u = std::getenv("USER"); u != nullptr && *u != '\0') return u;
+  if (const passwd* pw = ::getpwuid(::geteuid()); pw != nullptr && pw->pw_name != nullptr) {
+    return pw->pw_name;
+  }
+  return fmt::format("uid:{}", ::geteuid());
+}
+
+void check_key(std::string_view kind, std::string_view key) {
+  if (key.empty() || key.size() > 128 || !std::all_of(key.begin(), key.end(), is_identifier_char)) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("{} name '{}' is invalid: use 1 to 128 of A-Z a-z 0-9 _ . : / -", kind, key));
+  }
+}
+
+void check_text(std::string_view what, std::string_view value, std::size_t max, bool allow_empty) {
+  if ((!allow_empty && value.empty()) || value.size() > max) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("{} must be {} to {} characters (got {})", what, allow_empty ? 0 : 1, max,
+                            value.size()));
+  }
+  if (value.find('\0') != std::string_view::npos) {
+    throw Error(Errc::invalid_argument, fmt::format("{} must not contain NUL characters", what));
+  }
+}
+
+bool is_relation(std::string_view r) {
+  return !r.empty() && r.size() <= 64 && std::all_of(r.begin(), r.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
+}
+
+void validate(const NewVersion& spec) {
+  if (!is_valid_model_name(spec.model)) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("model name '{}' is invalid: it must match [A-Za-z0-9][A-Za-z0-9_.-]{{0,127}}",
+                            spec.model));
+  }
+  if (spec.format.empty() || spec.format.size() > 64 ||
+      !std::all_of(spec.format.begin(), spec.format.end(), [](char c) { return c > ' ' && c < 127; })) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("format '{}' is invalid: give 1 to 64 printable characters without spaces, "
+                            "e.g. 'onnx' or 'bytes'",
+                            spec.format));
+  }
+  check_text("type name", spec.type_name, 256, true);
+  check_text("notes", spec.notes, 1 << 20, true);
+  for (const auto& [name, value] : spec.metrics) {
+    check_key("metric", name);
+    if (!std::isfinite(value)) {
+      throw Error(Errc::invalid_argument,
+                  fmt::format("metric '{}' is {}; metrics must be finite numbers", name, value));
+    }
+  }
+  for (const auto& [name, value] : spec.params) {
+    check_key("parameter", name);
+    check_text(fmt::format("parameter '{}'", name), value, 1 << 16, true);
+  }
+  std::set<std::string_view> feature_names;
+  for (std::size_t i = 0; i < spec.features.size(); ++i) {
+    const auto& f = spec.features[i];
+    check_text(fmt::format("feature {} name", i), f.name, 256, false);
+    check_text(fmt::format("feature '{}' dtype", f.name), f.dtype, 32, false);
+    if (!feature_names.insert(f.name).second) {
+      throw Error(Errc::invalid_argument,
+                  fmt::format("feature '{}' appears twice; feature names must be unique", f.name));
+    }
+  }
+  for (const auto& [key, value] : spec.tags) {
+    check_text("tag key", key, 128, false);
+    check_text(fmt::format("tag '{}'", key), value, 4096, true);
+  }
+  if (spec.label && !is_valid_label(*spec.label)) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("label '{}' is invalid: it must match [A-Za-z][A-Za-z0-9_.+-]{{0,63}} and not be "
+                            "'active' or 'latest', e.g. v1.2.0",
+                            *spec.label));
+  }
+  if (spec.created_by) check_text("created_by", *spec.created_by, 256, false);
+  for (const auto& p : spec.parents) {
+    if (!is_relation(p.relation)) {
+      throw Error(Errc::invalid_argument,
+                  fmt::format("lineage relation '{}' is invalid: use [a-z0-9_], e.g. retrained_from", p.relation));
+    }
+  }
+  for (const auto& d : spec.datasets) {
+    check_text("dataset uri", d.uri, 4096, false);
+    check_text(fmt::format("dataset '{}' role", d.uri), d.role, 32, false);
+    if (d.sha256 && !detail::is_lower_hex(*d.sha256, 64)) {
+      throw Error(Errc::invalid_argument,
+                  fmt::format("dataset '{}' sha256 '{}' is invalid: give 64 lower-case hex digits", d.uri, *d.sha256));
+    }
+  }
+  if (spec.level < 0 || spec.level > 19) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("compression level {} is out of range: use 0 (store raw) to 19", spec.level));
+  }
+}
+
+}  // namespace modelreg::detail

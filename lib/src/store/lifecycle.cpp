@@ -1,0 +1,346 @@
+// Every change to existing versions: promote, rollback, archive, unarchive, delete, tags and gc —
+// each one call of the write skeleton (Registry::Impl::write) — and the events they record.
+#include <algorithm>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "store/registry_impl.hpp"
+
+namespace modelreg {
+
+namespace {
+
+constexpr std::pair<EventKind, std::string_view> kEventNames[] = {
+    {EventKind::register_version, "register"}, {EventKind::promote, "promote"},
+    {EventKind::rollback, "rollback"},         {EventKind::archive, "archive"},
+    {EventKind::unarchive, "unarchive"},       {EventKind::delete_version, "delete"},
+    {EventKind::tag, "tag"},                   {EventKind::untag, "untag"},
+};
+
+}  // namespace
+
+std::string_view to_string(EventKind kind) noexcept {
+  for (const auto& [k, name] : kEventNames) {
+    if (k == kind) return name;
+  }
+  return "unknown";
+}
+
+std::optional<EventKind> parse_event_kind(std::string_view name) noexcept {
+  for (const auto& [k, n] : kEventNames) {
+    if (n == name) return k;
+  }
+  return std::nullopt;
+}
+
+void Registry::Impl::record_event(std::int64_t model_id, EventKind kind, std::optional<std::int64_t> version,
+                  std::optional<std::int64_t> from, std::optional<std::int64_t> to, const std::string& actor,
+                  std::string_view reason, std::string_view details) {
+  SQLite::Statement q(*db,
+                      "INSERT INTO events(model_id, kind, version, from_version, to_version, actor, reason, at, details) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  q.bind(1, model_id);
+  q.bind(2, std::string(to_string(kind)));
+  if (version) q.bind(3, *version); else q.bind(3);
+  if (from) q.bind(4, *from); else q.bind(4);
+  if (to) q.bind(5, *to); else q.bind(5);
+  q.bind(6, actor);
+  q.bind(7, std::string(reason));
+  q.bind(8, now());
+  q.bind(9, std::string(details));
+  q.exec();
+}
+
+void Registry::Impl::set_active(const VersionRow& target, const std::optional<VersionRow>& current) {
+  if (current) {
+    SQLite::Statement off(*db, "UPDATE versions SET is_active = 0 WHERE id = ?");
+    off.bind(1, current->id);
+    off.exec();
+  }
+  SQLite::Statement on(*db, "UPDATE versions SET is_active = 1 WHERE id = ?");
+  on.bind(1, target.id);
+  on.exec();
+}
+
+std::vector<std::int64_t> Registry::Impl::activation_stack(std::int64_t model_id) const {
+  std::vector<std::int64_t> stack;
+  SQLite::Statement q(*db,
+                      "SELECT kind, to_version FROM events WHERE model_id = ? AND kind IN ('promote', 'rollback') "
+                      "AND to_version IS NOT NULL ORDER BY id");
+  q.bind(1, model_id);
+  while (q.executeStep()) {
+    const std::string kind = q.getColumn(0).getString();
+    const std::int64_t to = q.getColumn(1).getInt64();
+    auto it = std::find(stack.rbegin(), stack.rend(), to);
+    if (kind == "rollback" && it != stack.rend()) {
+      stack.erase(it.base(), stack.end());
+    } else {
+      stack.push_back(to);
+    }
+  }
+  return stack;
+}
+
+Transition Registry::promote(const ModelRef& ref, const PromoteOptions& options) {
+  if (options.require_better) check_key("metric", *options.require_better);
+  return impl_->write(fmt::format("promoting {}", ref.to_string()), options.actor, [&](const std::string& who) {
+    const VersionRow target = impl_->require_row(ref);
+    const std::string name = impl_->version_id_of(target.id).to_string();
+    if (target.archived) {
+      throw Error(Errc::conflict, fmt::format("{} is archived and cannot be promoted; unarchive it first", name));
+    }
+    const auto current = impl_->active_row(target.model_id);
+    Transition t{ref.model(), current ? std::optional(current->number) : std::nullopt, target.number};
+    if (current && current->id == target.id) return t;  // already active: nothing to record
+    impl_->check_signature(target.id);
+    if (options.require_better && current) {
+      const std::string& m = *options.require_better;
+      const auto candidate = impl_->metric(target.id, m);
+      if (!candidate) {
+        throw Error(Errc::conflict, fmt::format("refusing to promote {}: it has no metric '{}' to compare with the "
+                                                "active {}@{}",
+                                                name, m, ref.model(), current->number));
+      }
+      const auto incumbent = impl_->metric(current->id, m);
+      if (incumbent && *candidate < *incumbent) {
+        throw Error(Errc::conflict,
+                    fmt::format("refusing to promote {}: {} {} is below the active {}@{}'s {} (promote without "
+                                "require_better to override)",
+                                name, m, *candidate, ref.model(), current->number, *incumbent));
+      }
+    }
+    impl_->set_active(target, current);
+    impl_->record_event(target.model_id, EventKind::promote, target.number, t.from_version, target.number, who,
+                        options.reason);
+    return t;
+  });
+}
+
+Transition Registry::rollback(std::string_view model, const RollbackOptions& options) {
+  if (options.to && options.to->model() != model) {
+    throw Error(Errc::invalid_argument, fmt::format("cannot roll '{}' back to {}: it belongs to another model", model,
+                                                    options.to->to_string()));
+  }
+  return impl_->write(fmt::format("rolling back '{}'", model), options.actor, [&](const std::string& who) {
+    const std::int64_t mid = impl_->require_model(model);
+    const auto current = impl_->active_row(mid);
+    std::optional<VersionRow> target;
+    if (options.to) {
+      target = impl_->require_row(*options.to);
+      if (target->archived) {
+        throw Error(Errc::conflict, fmt::format("cannot roll back to {}@{}: it is archived; unarchive it first", model,
+                                                target->number));
+      }
+      if (current && current->id == target->id) {
+        throw Error(Errc::conflict, fmt::format("{}@{} is already the active version", model, target->number));
+      }
+    } else {
+      std::vector<std::int64_t> stack = impl_->activation_stack(mid);
+      // Walk back past the current version and any version archived or deleted since.
+      while (!stack.empty()) {
+        const std::int64_t n = stack.back();
+        stack.pop_back();
+        if (current && n == current->number) continue;
+        auto row = impl_->row_by_number(mid, n);
+        if (row && !row->archived) {
+          target = row;
+          break;
+        }
+      }
+      if (!target) {
+        throw Error(Errc::conflict,
+                    fmt::format("'{}' has no earlier active version to roll back to{}; promote a version instead "
+                                "(see `modelreg history {}`)",
+                                model, current ? fmt::format(" (only {}@{} was ever active)", model, current->number) : "",
+                                model));
+      }
+    }
+    impl_->check_signature(target->id);
+    impl_->set_active(*target, current);
+    Transition t{std::string(model), current ? std::optional(current->number) : std::nullopt, target->number};
+    impl_->record_event(mid, EventKind::rollback, target->number, t.from_version, target->number, who, options.reason);
+    return t;
+  });
+}
+
+void Registry::archive(const ModelRef& ref, const Change& change) {
+  impl_->write(fmt::format("archiving {}", ref.to_string()), change.actor, [&](const std::string& who) {
+    const VersionRow row = impl_->require_row(ref);
+    if (row.active) {
+      throw Error(Errc::conflict, fmt::format("{} is the active version and cannot be archived; promote or roll back "
+                                              "to another version first",
+                                              impl_->version_id_of(row.id).to_string()));
+    }
+    if (row.archived) return;
+    SQLite::Statement q(*impl_->db, "UPDATE versions SET status = 'archived' WHERE id = ?");
+    q.bind(1, row.id);
+    q.exec();
+    impl_->record_event(row.model_id, EventKind::archive, row.number, std::nullopt, std::nullopt, who, change.reason);
+  });
+}
+
+void Registry::unarchive(const ModelRef& ref, const Change& change) {
+  impl_->write(fmt::format("unarchiving {}", ref.to_string()), change.actor, [&](const std::string& who) {
+    const VersionRow row = impl_->require_row(ref);
+    if (!row.archived) return;
+    SQLite::Statement q(*impl_->db, "UPDATE versions SET status = 'ready' WHERE id = ?");
+    q.bind(1, row.id);
+    q.exec();
+    impl_->record_event(row.model_id, EventKind::unarchive, row.number, std::nullopt, std::nullopt, who,
+                        change.reason);
+  });
+}
+
+void Registry::delete_version(const ModelRef& ref, const Change& change) {
+  impl_->write(fmt::format("deleting {}", ref.to_string()), change.actor, [&](const std::string& who) {
+    const VersionRow row = impl_->require_row(ref);
+    const std::string name = impl_->version_id_of(row.id).to_string();
+    if (!row.archived) {
+      throw Error(Errc::conflict, fmt::format("{} is not archived; archive it first (deleting is permanent)", name));
+    }
+    SQLite::Statement children(*impl_->db, "SELECT child_id, relation FROM lineage WHERE parent_id = ? LIMIT 1");
+    children.bind(1, row.id);
+    if (children.executeStep()) {
+      const VersionId child = impl_->version_id_of(children.getColumn(0).getInt64());
+      throw Error(Errc::conflict, fmt::format("{} cannot be deleted: {} records it as a parent ({}); lineage is "
+                                              "immutable, so keep {} archived",
+                                              name, child.to_string(), children.getColumn(1).getString(), name));
+    }
+    children.reset();
+    SQLite::Statement q(*impl_->db, "DELETE FROM versions WHERE id = ?");
+    q.bind(1, row.id);
+    q.exec();
+    impl_->record_event(row.model_id, EventKind::delete_version, row.number, std::nullopt, std::nullopt, who,
+                        change.reason);
+  });
+}
+
+void Registry::set_tags(const ModelRef& ref, const std::map<std::string, std::string>& set,
+                        const std::vector<std::string>& remove, const Change& change) {
+  for (const auto& [key, value] : set) {
+    check_text("tag key", key, 128, false);
+    check_text(fmt::format("tag '{}'", key), value, 4096, true);
+  }
+  for (const auto& key : remove) {
+    check_text("tag key", key, 128, false);
+    if (set.count(key) != 0) {
+      throw Error(Errc::invalid_argument,
+                  fmt::format("tag '{}' is both set and removed; give it once", key));
+    }
+  }
+  if (set.empty() && remove.empty()) {
+    throw Error(Errc::invalid_argument, "no tag to set or remove; give KEY=VALUE to set or a KEY to remove");
+  }
+  impl_->write(fmt::format("tagging {}", ref.to_string()), change.actor, [&](const std::string& who) {
+    const VersionRow row = impl_->require_row(ref);
+    SQLite::Statement put(*impl_->db,
+                          "INSERT INTO tags(version_id, key, value) VALUES (?, ?, ?) "
+                          "ON CONFLICT(version_id, key) DO UPDATE SET value = excluded.value");
+    for (const auto& [key, value] : set) {
+      put.bind(1, row.id);
+      put.bind(2, key);
+      put.bind(3, value);
+      put.exec();
+      put.reset();
+      impl_->record_event(row.model_id, EventKind::tag, row.number, std::nullopt, std::nullopt, who, change.reason,
+                          fmt::format("{}={}", key, value));
+    }
+    SQLite::Statement drop(*impl_->db, "DELETE FROM tags WHERE version_id = ? AND key = ?");
+    for (const auto& key : remove) {
+      drop.bind(1, row.id);
+      drop.bind(2, key);
+      if (drop.exec() == 0) {  // the whole call rolls back: no tag was changed
+        throw Error(Errc::not_found, fmt::format("{} has no tag '{}'; nothing was changed",
+                                                 impl_->version_id_of(row.id).to_string(), key));
+      }
+      drop.reset();
+      impl_->record_event(row.model_id, EventKind::untag, row.number, std::nullopt, std::nullopt, who, change.reason,
+                          key);
+    }
+  });
+}
+
+void Registry::set_tag(const ModelRef& ref, std::string_view key, std::string_view value, const Change& change) {
+  set_tags(ref, {{std::string(key), std::string(value)}}, {}, change);
+}
+
+void Registry::remove_tag(const ModelRef& ref, std::string_view key, const Change& change) {
+  set_tags(ref, {}, {std::string(key)}, change);
+}
+
+GcReport Registry::gc(const GcOptions& options) {
+  if (!options.dry_run) impl_->ensure_writable();
+  const std::string who = impl_->actor(options.actor);
+  return guarded("collecting garbage", [&] {
+    std::lock_guard lock(impl_->mutex);
+    SQLite::Database& db = *impl_->db;
+    GcReport report;
+    report.dry_run = options.dry_run;
+    {
+      // A dry run only reads, but inside a savepoint it can delete and measure, then undo.
+      std::optional<SQLite::Transaction> txn;
+      if (!options.dry_run) txn.emplace(db, SQLite::TransactionBehavior::IMMEDIATE);
+      detail::Savepoint dry(db, "gc");
+      if (options.delete_archived) {
+        SQLite::Statement archived(db,
+                                   "SELECT v.id, v.model_id, v.number, m.name FROM versions v JOIN models m ON m.id = "
+                                   "v.model_id WHERE v.status = 'archived' ORDER BY m.name, v.number DESC");
+        std::map<std::int64_t, std::vector<std::int64_t>> stacks;
+        struct Candidate {
+          std::int64_t id, model_id, number;
+          std::string model;
+        };
+        std::vector<Candidate> candidates;
+        while (archived.executeStep()) {
+          candidates.push_back({archived.getColumn(0).getInt64(), archived.getColumn(1).getInt64(),
+                                archived.getColumn(2).getInt64(), archived.getColumn(3).getString()});
+        }
+        // Newest first, so a chain of archived versions is deleted child before parent.
+        for (const auto& c : candidates) {
+          const VersionId id{c.model, c.number};
+          if (!options.include_rollback_history) {
+            auto [it, fresh] = stacks.try_emplace(c.model_id);
+            if (fresh) it->second = impl_->activation_stack(c.model_id);
+            if (std::find(it->second.begin(), it->second.end(), c.number) != it->second.end()) {
+              report.versions_kept.push_back(id);
+              continue;
+            }
+          }
+          SQLite::Statement child(db, "SELECT 1 FROM lineage WHERE parent_id = ? LIMIT 1");
+          child.bind(1, c.id);
+          if (child.executeStep()) {
+            report.versions_kept.push_back(id);
+            continue;
+          }
+          SQLite::Statement del(db, "DELETE FROM versions WHERE id = ?");
+          del.bind(1, c.id);
+          del.exec();
+          impl_->record_event(c.model_id, EventKind::delete_version, c.number, std::nullopt, std::nullopt, who,
+                              options.reason.empty() ? "gc" : options.reason, "garbage collection");
+          report.versions_deleted.push_back(id);
+        }
+      }
+      SQLite::Statement q(db,
+                          "SELECT count(*), coalesce(sum(stored_size), 0), coalesce(sum(chunk_count), 0) FROM blobs b "
+                          "WHERE NOT EXISTS (SELECT 1 FROM versions v WHERE v.blob_id = b.id)");
+      q.executeStep();
+      report.blobs_removed = static_cast<std::uint64_t>(q.getColumn(0).getInt64());
+      report.bytes_freed = static_cast<std::uint64_t>(q.getColumn(1).getInt64());
+      report.chunks_removed = static_cast<std::uint64_t>(q.getColumn(2).getInt64());
+      q.reset();
+      if (options.dry_run) {
+        dry.rollback();
+        return report;
+      }
+      db.exec("DELETE FROM blobs WHERE NOT EXISTS (SELECT 1 FROM versions v WHERE v.blob_id = blobs.id)");
+      dry.release();
+      txn->commit();
+    }
+    // Hand the freed pages back to the file system (auto_vacuum = INCREMENTAL).
+    if (report.blobs_removed > 0) db.exec("PRAGMA incremental_vacuum");
+    return report;
+  });
+}
+
+}  // namespace modelreg

@@ -230,3 +230,44 @@ TEST_CASE_FIXTURE(Fixture, "a read-only registry reads but refuses every write")
   CHECK(code_of([&] { ro.gc(); }) == Errc::conflict);
   CHECK(ro.gc({.dry_run = true}).blobs_removed == 0);
 }
+
+TEST_CASE_FIXTURE(Fixture, "set_tags changes several tags in one transaction, or none when any change fails") {
+  versions(1);
+  reg.set_tags(ref("fraud@1"), {{"stage", "canary"}, {"owner", "risk"}}, {});
+  CHECK(reg.get(ref("fraud@1")).tags == std::map<std::string, std::string>{{"owner", "risk"}, {"stage", "canary"}});
+  const auto events_before = reg.history("fraud").size();
+
+  // Removing a tag the version lacks fails the whole call: the set and the other removal are undone.
+  CHECK(code_of([&] { reg.set_tags(ref("fraud@1"), {{"team", "fraud"}}, {"owner", "nosuchtag"}); }) == Errc::not_found);
+  CHECK(reg.get(ref("fraud@1")).tags == std::map<std::string, std::string>{{"owner", "risk"}, {"stage", "canary"}});
+  CHECK(reg.history("fraud").size() == events_before);
+
+  // A key both set and removed, or nothing to do, is refused before anything is read.
+  CHECK(code_of([&] { reg.set_tags(ref("fraud@1"), {{"stage", "prod"}}, {"stage"}); }) == Errc::invalid_argument);
+  CHECK(code_of([&] { reg.set_tags(ref("fraud@1"), {}, {}); }) == Errc::invalid_argument);
+  CHECK(code_of([&] { reg.set_tags(ref("fraud@9"), {{"a", "b"}}, {}); }) == Errc::not_found);
+
+  reg.set_tags(ref("fraud@1"), {{"stage", "prod"}}, {"owner"}, {.reason = "rolled out", .actor = "bob"});
+  CHECK(reg.get(ref("fraud@1")).tags == std::map<std::string, std::string>{{"stage", "prod"}});
+  const auto events = reg.history("fraud");
+  REQUIRE(events.size() == events_before + 2);
+  CHECK(events[events.size() - 2].kind == "tag");
+  CHECK(events[events.size() - 2].details == "stage=prod");
+  CHECK(events.back().kind == "untag");
+  CHECK(events.back().details == "owner");
+  CHECK(events.back().actor == "bob");
+  CHECK(events.back().reason == "rolled out");
+}
+
+TEST_CASE("each event kind has one stored name, and the names read back as the kinds") {
+  const std::vector<std::pair<EventKind, std::string>> kinds{
+      {EventKind::register_version, "register"}, {EventKind::promote, "promote"}, {EventKind::rollback, "rollback"},
+      {EventKind::archive, "archive"},           {EventKind::unarchive, "unarchive"},
+      {EventKind::delete_version, "delete"},     {EventKind::tag, "tag"},           {EventKind::untag, "untag"}};
+  for (const auto& [kind, name] : kinds) {
+    CHECK(to_string(kind) == name);
+    CHECK(parse_event_kind(name) == kind);
+  }
+  CHECK_FALSE(parse_event_kind("sign").has_value());
+  CHECK_FALSE(parse_event_kind("").has_value());
+}

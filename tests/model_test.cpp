@@ -1,8 +1,12 @@
 // The Model interface: input checks, the 0.5 threshold, and training any built-in type by name.
+#include <cmath>
+#include <set>
+
 #include <doctest/doctest.h>
 
 #include "model_test_support.hpp"
 #include "modelreg/decision_tree.hpp"
+#include "modelreg/gradient_boosted_trees.hpp"
 #include "modelreg/logistic_regression.hpp"
 #include "modelreg/model.hpp"
 #include "modelreg/random_forest.hpp"
@@ -144,4 +148,48 @@ TEST_CASE("max_features resolves like scikit-learn's") {
   CHECK(FeatureSubset::parse("7") == FeatureSubset::fixed(7));
   CHECK(FeatureSubset::parse("7").to_string() == "7");
   CHECK(code_of([] { (void)FeatureSubset::parse("0"); }) == Errc::invalid_argument);
+}
+
+TEST_CASE("every built-in type lists each hyperparameter once: trained, checked and written back by that list") {
+  auto split = test::small_fraud();
+  auto names_of = [](const auto& params) {
+    std::set<std::string> names;
+    std::remove_cvref_t<decltype(params)>::fields(params, [&](std::string_view name, const auto&, auto) {
+      CHECK(names.emplace(name).second);  // no name twice
+    });
+    return names;
+  };
+  const std::map<std::string, std::set<std::string>> listed{
+      {LogisticRegression::kTypeName, names_of(LogisticRegression::Params{})},
+      {DecisionTree::kTypeName, names_of(DecisionTree::Params{})},
+      {RandomForest::kTypeName, names_of(RandomForest::Params{})},
+      {GradientBoostedTrees::kTypeName, names_of(GradientBoostedTrees::Params{})},
+  };
+  CHECK(listed.size() == built_in_model_types().size());
+  for (const auto& type : built_in_model_types()) {
+    CAPTURE(type);
+    const bool ensemble = type == RandomForest::kTypeName || type == GradientBoostedTrees::kTypeName;
+    const auto model = train_model(type, split.train,
+                                   ensemble ? std::map<std::string, std::string>{{"n_estimators", "3"}}
+                                            : std::map<std::string, std::string>{});
+    CHECK(model->type_name() == type);
+    std::set<std::string> written;
+    for (const auto& [name, value] : model->hyperparameters()) written.insert(name);
+    CHECK(written == listed.at(type));
+    // Every listed name is accepted by train_model (an unknown one is refused).
+    CHECK_NOTHROW((void)train_model(type, split.train, model->hyperparameters()));
+  }
+  // The rules come from the same list: a value below a rule is refused with the rule's text.
+  CHECK(contains(message_of([&] { (void)train_model("decision_tree", split.train, {{"min_samples_split", "1"}}); }),
+                 "decision_tree: min_samples_split must be >= 2 (got 1)"));
+  CHECK(contains(message_of([&] { (void)train_model("gradient_boosted_trees", split.train, {{"subsample", "1.5"}}); }),
+                 "subsample must be in (0, 1] (got 1.5)"));
+  CHECK(contains(message_of([&] { (void)train_model("random_forest", split.train, {{"max_depth", "0"}}); }),
+                 "max_depth must be none or >= 1 (got 0)"));
+}
+
+TEST_CASE("labels come from one threshold: above kDecisionThreshold is 1, at or below it 0") {
+  const std::vector<double> p{0.0, kDecisionThreshold, std::nextafter(kDecisionThreshold, 1.0), 1.0};
+  CHECK(labels_of(p) == std::vector<int>{0, 0, 1, 1});
+  CHECK(labels_of(std::vector<double>{}).empty());
 }

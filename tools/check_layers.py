@@ -21,6 +21,7 @@ PUBLIC = {
     "logistic_regression.hpp": "models", "decision_tree.hpp": "models", "random_forest.hpp": "models",
     "gradient_boosted_trees.hpp": "models", "training.hpp": "models", "model_archive.hpp": "models",
     "model_serialization.hpp": "models", "labeled_data.hpp": "models", "metrics.hpp": "models",
+    "hyperparameters.hpp": "models",
     "checksum.hpp": "store", "metadata.hpp": "store", "model_ref.hpp": "store", "registry.hpp": "store",
     "signing.hpp": "store",
     "active_watcher.hpp": "serving", "model_server.hpp": "serving",
@@ -73,7 +74,8 @@ def check(path):
                 continue
             quote, target = m.groups()
             head = target.split("/")[0]
-            where = f"{path}:{number}: {layer}/ may not include {quote}{target}"
+            closing = ">" if quote == "<" else '"'
+            where = f"{path}:{number}: {layer}/ may not include {quote}{target}{closing}"
             if head == "modelreg":
                 owner = PUBLIC.get(target.split("/")[-1])
                 if owner is None:

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "modelreg/export.hpp"
+#include "modelreg/hyperparameters.hpp"
 #include "modelreg/model.hpp"
 #include "modelreg/tree.hpp"
 
@@ -29,6 +30,16 @@ struct MODELREG_API DecisionTreeParams {
   std::size_t min_samples_leaf = 1;        // every leaf keeps at least this many rows, >= 1
   FeatureSubset max_features = FeatureSubset::all_features();  // features tried per split
   std::uint64_t seed = 0;                  // feature order at each split (breaks ties)
+
+  // Every hyperparameter once: f(name, field, rule) (see modelreg/hyperparameters.hpp).
+  template <class Self, class F>
+  static void fields(Self& p, F&& f) {
+    f("max_depth", p.max_depth, rule::AtLeast{1});
+    f("min_samples_split", p.min_samples_split, rule::AtLeast{2});
+    f("min_samples_leaf", p.min_samples_leaf, rule::AtLeast{1});
+    f("max_features", p.max_features, rule::FeatureCount{});
+    f("seed", p.seed, rule::Any{});
+  }
 };
 
 class MODELREG_API DecisionTree final : public Model {
@@ -43,7 +54,9 @@ class MODELREG_API DecisionTree final : public Model {
   static DecisionTree train(MatrixView x, std::span<const int> y, const Params& params = {});
   static DecisionTree train(const LabeledData& data, const Params& params = {});
 
-  std::string type_name() const override { return "decision_tree"; }
+  // The type's one name: archives, the registry's type_name and train_model() use it.
+  static constexpr char kTypeName[] = "decision_tree";
+  std::string type_name() const override { return kTypeName; }
   std::size_t n_features() const override { return n_features_; }
   std::map<std::string, std::string> hyperparameters() const override;
 

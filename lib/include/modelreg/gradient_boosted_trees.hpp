@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "modelreg/export.hpp"
+#include "modelreg/hyperparameters.hpp"
 #include "modelreg/model.hpp"
 #include "modelreg/tree.hpp"
 
@@ -35,6 +36,19 @@ struct MODELREG_API GradientBoostedTreesParams {
   double subsample = 1.0;                  // fraction of rows per round, in (0, 1]
   FeatureSubset max_features = FeatureSubset::all_features();
   std::uint64_t seed = 0;                  // row subsampling and feature order
+
+  // Every hyperparameter once: f(name, field, rule) (see modelreg/hyperparameters.hpp).
+  template <class Self, class F>
+  static void fields(Self& p, F&& f) {
+    f("n_estimators", p.n_estimators, rule::AtLeast{1});
+    f("learning_rate", p.learning_rate, rule::Positive{});
+    f("max_depth", p.max_depth, rule::AtLeast{1});
+    f("min_samples_split", p.min_samples_split, rule::AtLeast{2});
+    f("min_samples_leaf", p.min_samples_leaf, rule::AtLeast{1});
+    f("subsample", p.subsample, rule::Fraction{});
+    f("max_features", p.max_features, rule::FeatureCount{});
+    f("seed", p.seed, rule::Any{});
+  }
 };
 
 class MODELREG_API GradientBoostedTrees final : public Model {
@@ -49,7 +63,9 @@ class MODELREG_API GradientBoostedTrees final : public Model {
   static GradientBoostedTrees train(MatrixView x, std::span<const int> y, const Params& params = {});
   static GradientBoostedTrees train(const LabeledData& data, const Params& params = {});
 
-  std::string type_name() const override { return "gradient_boosted_trees"; }
+  // The type's one name: archives, the registry's type_name and train_model() use it.
+  static constexpr char kTypeName[] = "gradient_boosted_trees";
+  std::string type_name() const override { return kTypeName; }
   std::size_t n_features() const override { return n_features_; }
   std::map<std::string, std::string> hyperparameters() const override;
 

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "modelreg/export.hpp"
+#include "modelreg/hyperparameters.hpp"
 #include "modelreg/model.hpp"
 
 namespace modelreg {
@@ -27,6 +28,14 @@ struct MODELREG_API LogisticRegressionParams {
   double C = 1.0;        // inverse regularization strength, > 0 (as scikit-learn's C)
   int max_iter = 100;    // Newton iterations at most, >= 1
   double tol = 1e-10;    // converged when max |gradient| <= tol · max(1, C · rows)
+
+  // Every hyperparameter once: f(name, field, rule) (see modelreg/hyperparameters.hpp).
+  template <class Self, class F>
+  static void fields(Self& p, F&& f) {
+    f("C", p.C, rule::Positive{});
+    f("max_iter", p.max_iter, rule::AtLeast{1});
+    f("tol", p.tol, rule::Positive{});
+  }
 };
 
 class MODELREG_API LogisticRegression final : public Model {
@@ -42,7 +51,9 @@ class MODELREG_API LogisticRegression final : public Model {
   static LogisticRegression train(MatrixView x, std::span<const int> y, const Params& params = {});
   static LogisticRegression train(const LabeledData& data, const Params& params = {});
 
-  std::string type_name() const override { return "logistic_regression"; }
+  // The type's one name: archives, the registry's type_name and train_model() use it.
+  static constexpr char kTypeName[] = "logistic_regression";
+  std::string type_name() const override { return kTypeName; }
   std::size_t n_features() const override { return coef_.size(); }
   std::map<std::string, std::string> hyperparameters() const override;
 

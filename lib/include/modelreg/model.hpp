@@ -23,6 +23,13 @@
 
 namespace modelreg {
 
+// The decision threshold of the binary classifiers: label 1 where the probability of the positive
+// class is above it, else 0 (scikit-learn's rule). Every label the library gives comes from here.
+inline constexpr double kDecisionThreshold = 0.5;
+
+// The label of each probability at kDecisionThreshold.
+MODELREG_API std::vector<int> labels_of(std::span<const double> probabilities);
+
 class MODELREG_API Model {
  public:
   virtual ~Model();
@@ -42,7 +49,7 @@ class MODELREG_API Model {
   std::vector<double> predict_proba(MatrixView x) const;
   // The same, into `out` (out.size() must equal x.rows(), else Error(invalid_argument)).
   void predict_proba(MatrixView x, std::span<double> out) const;
-  // Labels at threshold 0.5: 1 where predict_proba(x) > 0.5, else 0 (as scikit-learn does).
+  // labels_of(predict_proba(x)): 1 where the probability is above kDecisionThreshold, else 0.
   std::vector<int> predict(MatrixView x) const;
 
   // For Boost.Serialization; defined in model_serialization.hpp (the base has no state).

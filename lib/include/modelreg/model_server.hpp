@@ -20,7 +20,7 @@ namespace modelreg {
 
 struct MODELREG_API Prediction {
   std::vector<double> probabilities;  // of the positive class, one per row
-  std::vector<int> labels;            // 1 where probability > 0.5
+  std::vector<int> labels;            // labels_of(probabilities)
   std::int64_t version = 0;           // the version that answered (all rows: the same one)
 };
 

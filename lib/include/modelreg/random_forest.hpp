@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "modelreg/export.hpp"
+#include "modelreg/hyperparameters.hpp"
 #include "modelreg/model.hpp"
 #include "modelreg/tree.hpp"
 
@@ -37,6 +38,18 @@ struct MODELREG_API RandomForestParams {
   // Worker threads for training and prediction; 0: one per core. Not a hyperparameter: it never
   // changes the result, and it is not saved.
   unsigned threads = 0;
+
+  // Every hyperparameter once: f(name, field, rule) (see modelreg/hyperparameters.hpp).
+  template <class Self, class F>
+  static void fields(Self& p, F&& f) {
+    f("n_estimators", p.n_estimators, rule::AtLeast{1});
+    f("max_depth", p.max_depth, rule::AtLeast{1});
+    f("min_samples_split", p.min_samples_split, rule::AtLeast{2});
+    f("min_samples_leaf", p.min_samples_leaf, rule::AtLeast{1});
+    f("max_features", p.max_features, rule::FeatureCount{});
+    f("bootstrap", p.bootstrap, rule::Any{});
+    f("seed", p.seed, rule::Any{});
+  }
 };
 
 class MODELREG_API RandomForest final : public Model {
@@ -51,7 +64,9 @@ class MODELREG_API RandomForest final : public Model {
   static RandomForest train(MatrixView x, std::span<const int> y, const Params& params = {});
   static RandomForest train(const LabeledData& data, const Params& params = {});
 
-  std::string type_name() const override { return "random_forest"; }
+  // The type's one name: archives, the registry's type_name and train_model() use it.
+  static constexpr char kTypeName[] = "random_forest";
+  std::string type_name() const override { return kTypeName; }
   std::size_t n_features() const override { return n_features_; }
   std::map<std::string, std::string> hyperparameters() const override;
 

@@ -3,27 +3,21 @@
 #include <vector>
 
 #include "modelreg/labeled_data.hpp"
+#include "models/hyperparameter_fields.hpp"
 #include "models/model_io.hpp"
 #include "models/training_input.hpp"
 #include "models/tree_builder.hpp"
 
 BOOST_CLASS_VERSION(modelreg::DecisionTree, 1)
-BOOST_CLASS_EXPORT_KEY2(modelreg::DecisionTree, "decision_tree")
+BOOST_CLASS_EXPORT_KEY2(modelreg::DecisionTree, modelreg::DecisionTree::kTypeName)
 
 namespace modelreg {
 
 namespace {
 
-constexpr std::string_view kType = "decision_tree";
+constexpr std::string_view kType = DecisionTree::kTypeName;
 
-void check_params(const DecisionTreeParams& p) {
-  using detail::check_param;
-  check_param(!p.max_depth || *p.max_depth >= 1, kType, "max_depth", detail::depth_text(p.max_depth), "none or >= 1");
-  check_param(p.min_samples_split >= 2, kType, "min_samples_split", std::to_string(p.min_samples_split), ">= 2");
-  check_param(p.min_samples_leaf >= 1, kType, "min_samples_leaf", std::to_string(p.min_samples_leaf), ">= 1");
-  check_param(p.max_features.rule != FeatureSubset::Rule::fixed || p.max_features.count >= 1, kType, "max_features",
-              p.max_features.to_string(), "all, sqrt, log2 or >= 1");
-}
+void check_params(const DecisionTreeParams& p) { detail::check_hyperparameters(kType, p); }
 
 }  // namespace
 
@@ -48,13 +42,7 @@ DecisionTree DecisionTree::train(const LabeledData& data, const Params& params) 
   return train(data.x, data.y, params);
 }
 
-std::map<std::string, std::string> DecisionTree::hyperparameters() const {
-  return {{"max_depth", detail::depth_text(params_.max_depth)},
-          {"min_samples_split", std::to_string(params_.min_samples_split)},
-          {"min_samples_leaf", std::to_string(params_.min_samples_leaf)},
-          {"max_features", params_.max_features.to_string()},
-          {"seed", std::to_string(params_.seed)}};
-}
+std::map<std::string, std::string> DecisionTree::hyperparameters() const { return detail::hyperparameter_texts(params_); }
 
 void DecisionTree::compute_proba(MatrixView x, std::span<double> out) const {
   for (std::size_t r = 0; r < x.rows(); ++r) out[r] = tree_.predict(x.row(r).data());

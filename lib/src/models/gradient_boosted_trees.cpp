@@ -5,32 +5,21 @@
 #include <vector>
 
 #include "modelreg/labeled_data.hpp"
+#include "models/hyperparameter_fields.hpp"
 #include "models/model_io.hpp"
 #include "models/training_input.hpp"
 #include "models/tree_builder.hpp"
 
 BOOST_CLASS_VERSION(modelreg::GradientBoostedTrees, 1)
-BOOST_CLASS_EXPORT_KEY2(modelreg::GradientBoostedTrees, "gradient_boosted_trees")
+BOOST_CLASS_EXPORT_KEY2(modelreg::GradientBoostedTrees, modelreg::GradientBoostedTrees::kTypeName)
 
 namespace modelreg {
 
 namespace {
 
-constexpr std::string_view kType = "gradient_boosted_trees";
+constexpr std::string_view kType = GradientBoostedTrees::kTypeName;
 
-void check_params(const GradientBoostedTreesParams& p) {
-  using detail::check_param;
-  using detail::number_text;
-  check_param(p.n_estimators >= 1, kType, "n_estimators", std::to_string(p.n_estimators), ">= 1");
-  check_param(std::isfinite(p.learning_rate) && p.learning_rate > 0, kType, "learning_rate",
-              number_text(p.learning_rate), "> 0");
-  check_param(!p.max_depth || *p.max_depth >= 1, kType, "max_depth", detail::depth_text(p.max_depth), "none or >= 1");
-  check_param(p.min_samples_split >= 2, kType, "min_samples_split", std::to_string(p.min_samples_split), ">= 2");
-  check_param(p.min_samples_leaf >= 1, kType, "min_samples_leaf", std::to_string(p.min_samples_leaf), ">= 1");
-  check_param(p.subsample > 0 && p.subsample <= 1, kType, "subsample", number_text(p.subsample), "in (0, 1]");
-  check_param(p.max_features.rule != FeatureSubset::Rule::fixed || p.max_features.count >= 1, kType, "max_features",
-              p.max_features.to_string(), "all, sqrt, log2 or >= 1");
-}
+void check_params(const GradientBoostedTreesParams& p) { detail::check_hyperparameters(kType, p); }
 
 double sigmoid(double z) noexcept {
   if (z >= 0) return 1.0 / (1.0 + std::exp(-z));
@@ -89,16 +78,7 @@ GradientBoostedTrees GradientBoostedTrees::train(const LabeledData& data, const 
   return train(data.x, data.y, params);
 }
 
-std::map<std::string, std::string> GradientBoostedTrees::hyperparameters() const {
-  return {{"n_estimators", std::to_string(params_.n_estimators)},
-          {"learning_rate", detail::number_text(params_.learning_rate)},
-          {"max_depth", detail::depth_text(params_.max_depth)},
-          {"min_samples_split", std::to_string(params_.min_samples_split)},
-          {"min_samples_leaf", std::to_string(params_.min_samples_leaf)},
-          {"subsample", detail::number_text(params_.subsample)},
-          {"max_features", params_.max_features.to_string()},
-          {"seed", std::to_string(params_.seed)}};
-}
+std::map<std::string, std::string> GradientBoostedTrees::hyperparameters() const { return detail::hyperparameter_texts(params_); }
 
 std::size_t GradientBoostedTrees::node_count() const noexcept {
   std::size_t nodes = 0;

@@ -5,17 +5,18 @@
 #include <vector>
 
 #include "modelreg/labeled_data.hpp"
+#include "models/hyperparameter_fields.hpp"
 #include "models/model_io.hpp"
 #include "models/training_input.hpp"
 
 BOOST_CLASS_VERSION(modelreg::LogisticRegression, 1)
-BOOST_CLASS_EXPORT_KEY2(modelreg::LogisticRegression, "logistic_regression")
+BOOST_CLASS_EXPORT_KEY2(modelreg::LogisticRegression, modelreg::LogisticRegression::kTypeName)
 
 namespace modelreg {
 
 namespace {
 
-constexpr std::string_view kType = "logistic_regression";
+constexpr std::string_view kType = LogisticRegression::kTypeName;
 
 double sigmoid(double z) noexcept {
   if (z >= 0) return 1.0 / (1.0 + std::exp(-z));
@@ -57,11 +58,7 @@ bool cholesky_solve(std::vector<double> a, std::size_t n, std::vector<double>& x
 }  // namespace
 
 LogisticRegression LogisticRegression::train(MatrixView x, std::span<const int> y, const Params& params) {
-  using detail::check_param;
-  using detail::number_text;
-  check_param(std::isfinite(params.C) && params.C > 0, kType, "C", number_text(params.C), "> 0");
-  check_param(params.max_iter >= 1, kType, "max_iter", std::to_string(params.max_iter), ">= 1");
-  check_param(std::isfinite(params.tol) && params.tol > 0, kType, "tol", number_text(params.tol), "> 0");
+  detail::check_hyperparameters(kType, params);
   detail::check_training_input(kType, x, y, true);
 
   const std::size_t n = x.rows();
@@ -174,11 +171,7 @@ LogisticRegression LogisticRegression::train(const LabeledData& data, const Para
   return train(data.x, data.y, params);
 }
 
-std::map<std::string, std::string> LogisticRegression::hyperparameters() const {
-  return {{"C", detail::number_text(params_.C)},
-          {"max_iter", std::to_string(params_.max_iter)},
-          {"tol", detail::number_text(params_.tol)}};
-}
+std::map<std::string, std::string> LogisticRegression::hyperparameters() const { return detail::hyperparameter_texts(params_); }
 
 void LogisticRegression::compute_proba(MatrixView x, std::span<double> out) const {
   const std::size_t d = coef_.size();

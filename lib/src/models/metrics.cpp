@@ -132,8 +132,7 @@ std::map<std::string, double> BinaryMetrics::to_map() const {
 BinaryMetrics evaluate(std::span<const int> y_true, std::span<const double> proba) {
   check_sizes(y_true.size(), proba.size());
   check_probabilities(proba);
-  std::vector<int> predicted(proba.size());
-  for (std::size_t i = 0; i < proba.size(); ++i) predicted[i] = proba[i] > 0.5 ? 1 : 0;
+  const std::vector<int> predicted = labels_of(proba);
   BinaryMetrics m;
   m.confusion = confusion_matrix(y_true, predicted);
   const auto& c = m.confusion;

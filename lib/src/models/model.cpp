@@ -76,11 +76,12 @@ std::vector<double> Model::predict_proba(MatrixView x) const {
   return out;
 }
 
-std::vector<int> Model::predict(MatrixView x) const {
-  const std::vector<double> p = predict_proba(x);
-  std::vector<int> labels(p.size());
-  for (std::size_t i = 0; i < p.size(); ++i) labels[i] = p[i] > 0.5 ? 1 : 0;
+std::vector<int> labels_of(std::span<const double> probabilities) {
+  std::vector<int> labels(probabilities.size());
+  for (std::size_t i = 0; i < probabilities.size(); ++i) labels[i] = probabilities[i] > kDecisionThreshold ? 1 : 0;
   return labels;
 }
+
+std::vector<int> Model::predict(MatrixView x) const { return labels_of(predict_proba(x)); }
 
 }  // namespace modelreg

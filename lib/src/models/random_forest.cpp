@@ -5,29 +5,22 @@
 #include <vector>
 
 #include "modelreg/labeled_data.hpp"
+#include "models/hyperparameter_fields.hpp"
 #include "models/model_io.hpp"
 #include "core/parallel.hpp"
 #include "models/training_input.hpp"
 #include "models/tree_builder.hpp"
 
 BOOST_CLASS_VERSION(modelreg::RandomForest, 1)
-BOOST_CLASS_EXPORT_KEY2(modelreg::RandomForest, "random_forest")
+BOOST_CLASS_EXPORT_KEY2(modelreg::RandomForest, modelreg::RandomForest::kTypeName)
 
 namespace modelreg {
 
 namespace {
 
-constexpr std::string_view kType = "random_forest";
+constexpr std::string_view kType = RandomForest::kTypeName;
 
-void check_params(const RandomForestParams& p) {
-  using detail::check_param;
-  check_param(p.n_estimators >= 1, kType, "n_estimators", std::to_string(p.n_estimators), ">= 1");
-  check_param(!p.max_depth || *p.max_depth >= 1, kType, "max_depth", detail::depth_text(p.max_depth), "none or >= 1");
-  check_param(p.min_samples_split >= 2, kType, "min_samples_split", std::to_string(p.min_samples_split), ">= 2");
-  check_param(p.min_samples_leaf >= 1, kType, "min_samples_leaf", std::to_string(p.min_samples_leaf), ">= 1");
-  check_param(p.max_features.rule != FeatureSubset::Rule::fixed || p.max_features.count >= 1, kType, "max_features",
-              p.max_features.to_string(), "all, sqrt, log2 or >= 1");
-}
+void check_params(const RandomForestParams& p) { detail::check_hyperparameters(kType, p); }
 
 // Rows per prediction task: the trees are walked block by block so each tree's nodes stay in
 // cache while it scores a block.
@@ -79,15 +72,7 @@ RandomForest RandomForest::train(const LabeledData& data, const Params& params) 
   return train(data.x, data.y, params);
 }
 
-std::map<std::string, std::string> RandomForest::hyperparameters() const {
-  return {{"n_estimators", std::to_string(params_.n_estimators)},
-          {"max_depth", detail::depth_text(params_.max_depth)},
-          {"min_samples_split", std::to_string(params_.min_samples_split)},
-          {"min_samples_leaf", std::to_string(params_.min_samples_leaf)},
-          {"max_features", params_.max_features.to_string()},
-          {"bootstrap", params_.bootstrap ? "true" : "false"},
-          {"seed", std::to_string(params_.seed)}};
-}
+std::map<std::string, std::string> RandomForest::hyperparameters() const { return detail::hyperparameter_texts(params_); }
 
 std::size_t RandomForest::node_count() const noexcept {
   std::size_t nodes = 0;

@@ -95,63 +95,45 @@ class ParamReader {
   std::set<std::string> known_;
 };
 
+// Reads every field a Params struct lists (modelreg/hyperparameters.hpp) out of the text map.
+template <class Params>
+void read_fields(ParamReader& in, Params& p) {
+  Params::fields(p, [&](const char* name, auto& value, auto) { in.read(name, value); });
+}
+
+template <class M>
+std::unique_ptr<Model> train_type(ParamReader& in, const LabeledData& data, const std::function<void(typename M::Params&)>& extra = {}) {
+  typename M::Params p;
+  read_fields(in, p);
+  if (extra) extra(p);
+  in.finish();
+  return std::make_unique<M>(M::train(data, p));
+}
+
 }  // namespace
 
 std::vector<std::string> built_in_model_types() {
-  return {"logistic_regression", "decision_tree", "random_forest", "gradient_boosted_trees"};
+  return {LogisticRegression::kTypeName, DecisionTree::kTypeName, RandomForest::kTypeName,
+          GradientBoostedTrees::kTypeName};
 }
 
 std::unique_ptr<Model> train_model(std::string_view type, const LabeledData& data,
                                    const std::map<std::string, std::string>& params) {
   if (!data.has_labels()) throw Error(Errc::invalid_argument, fmt::format("{}: the training rows have no labels", type));
   ParamReader in(type, params);
-  if (type == "logistic_regression") {
-    LogisticRegression::Params p;
-    in.read("C", p.C);
-    in.read("max_iter", p.max_iter);
-    in.read("tol", p.tol);
-    in.ignore("seed");
-    in.finish();
-    return std::make_unique<LogisticRegression>(LogisticRegression::train(data, p));
+  if (type == LogisticRegression::kTypeName) {
+    in.ignore("seed");  // the solver is deterministic; a seed given to every type is harmless
+    return train_type<LogisticRegression>(in, data);
   }
-  if (type == "decision_tree") {
-    DecisionTree::Params p;
-    in.read("max_depth", p.max_depth);
-    in.read("min_samples_split", p.min_samples_split);
-    in.read("min_samples_leaf", p.min_samples_leaf);
-    in.read("max_features", p.max_features);
-    in.read("seed", p.seed);
-    in.finish();
-    return std::make_unique<DecisionTree>(DecisionTree::train(data, p));
+  if (type == DecisionTree::kTypeName) return train_type<DecisionTree>(in, data);
+  if (type == RandomForest::kTypeName) {
+    return train_type<RandomForest>(in, data, [&](RandomForest::Params& p) {
+      std::size_t threads = 0;  // not a hyperparameter: it never changes the result
+      in.read("threads", threads);
+      p.threads = static_cast<unsigned>(threads);
+    });
   }
-  if (type == "random_forest") {
-    RandomForest::Params p;
-    in.read("n_estimators", p.n_estimators);
-    in.read("max_depth", p.max_depth);
-    in.read("min_samples_split", p.min_samples_split);
-    in.read("min_samples_leaf", p.min_samples_leaf);
-    in.read("max_features", p.max_features);
-    in.read("bootstrap", p.bootstrap);
-    in.read("seed", p.seed);
-    std::size_t threads = 0;
-    in.read("threads", threads);
-    p.threads = static_cast<unsigned>(threads);
-    in.finish();
-    return std::make_unique<RandomForest>(RandomForest::train(data, p));
-  }
-  if (type == "gradient_boosted_trees") {
-    GradientBoostedTrees::Params p;
-    in.read("n_estimators", p.n_estimators);
-    in.read("learning_rate", p.learning_rate);
-    in.read("max_depth", p.max_depth);
-    in.read("min_samples_split", p.min_samples_split);
-    in.read("min_samples_leaf", p.min_samples_leaf);
-    in.read("subsample", p.subsample);
-    in.read("max_features", p.max_features);
-    in.read("seed", p.seed);
-    in.finish();
-    return std::make_unique<GradientBoostedTrees>(GradientBoostedTrees::train(data, p));
-  }
+  if (type == GradientBoostedTrees::kTypeName) return train_type<GradientBoostedTrees>(in, data);
   std::string names;
   for (const auto& t : built_in_model_types()) names += (names.empty() ? "" : ", ") + t;
   throw Error(Errc::invalid_argument, fmt::format("unknown model type '{}' (built in: {})", type, names));

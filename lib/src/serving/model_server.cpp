@@ -21,8 +21,7 @@ Prediction ModelServer::predict(MatrixView rows) {
   try {
     Prediction p;
     p.probabilities = served->model->predict_proba(rows);
-    p.labels.reserve(p.probabilities.size());
-    for (double v : p.probabilities) p.labels.push_back(v > 0.5 ? 1 : 0);
+    p.labels = labels_of(p.probabilities);
     p.version = served->version.id.number;
     return p;
   } catch (...) {

@@ -86,6 +86,23 @@ void compress_slot(Slot& s, int level) {
   s.checksum = chunk_checksum(s.out.data.get(), n);
 }
 
+// The row that seals a blob's chunks (triggers refuse chunk changes once it exists).
+void insert_blob_row(SQLite::Database& db, std::int64_t id, const BlobInfo& info, const std::string& created_at) {
+  SQLite::Statement q(db,
+                      "INSERT INTO blobs(id, sha256, raw_size, stored_size, codec, level, chunk_size, chunk_count, "
+                      "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  q.bind(1, id);
+  q.bind(2, info.sha256);
+  q.bind(3, static_cast<std::int64_t>(info.raw_size));
+  q.bind(4, static_cast<std::int64_t>(info.stored_size));
+  q.bind(5, info.codec);
+  q.bind(6, info.level);
+  q.bind(7, static_cast<std::int64_t>(info.chunk_size));
+  q.bind(8, static_cast<std::int64_t>(info.chunk_count));
+  q.bind(9, created_at);
+  q.exec();
+}
+
 }  // namespace
 
 StoredBlob BlobStore::write(ByteSource& source, const BlobWriteSettings& settings,
@@ -194,23 +211,31 @@ StoredBlob BlobStore::write(ByteSource& source, const BlobWriteSettings& setting
   }
   existing.reset();
 
-  SQLite::Statement insert_blob(
-      db_,
-      "INSERT INTO blobs(id, sha256, raw_size, stored_size, codec, level, chunk_size, chunk_count, created_at) "
-      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
-  insert_blob.bind(1, blob_id);
-  insert_blob.bind(2, result.info.sha256);
-  insert_blob.bind(3, static_cast<std::int64_t>(raw_total));
-  insert_blob.bind(4, static_cast<std::int64_t>(stored_total));
-  insert_blob.bind(5, result.info.codec);
-  insert_blob.bind(6, level);
-  insert_blob.bind(7, static_cast<std::int64_t>(chunk_size));
-  insert_blob.bind(8, seq);
-  insert_blob.bind(9, settings.created_at);
-  insert_blob.exec();
+  insert_blob_row(db_, blob_id, result.info, settings.created_at);
   savepoint.release();
   result.id = blob_id;
   return result;
+}
+
+BlobInfo BlobStore::copy_from(SQLite::Database& from, std::int64_t source_id, std::int64_t id,
+                             const std::string& created_at, const std::function<void(std::uint64_t)>& on_chunk) {
+  const BlobInfo source = BlobStore(from).info(source_id);
+  SQLite::Statement chunks(from, "SELECT seq, raw_size, checksum, data FROM blob_chunks WHERE blob_id = ? ORDER BY seq");
+  chunks.bind(1, source_id);
+  SQLite::Statement put(db_, "INSERT INTO blob_chunks(blob_id, seq, raw_size, checksum, data) VALUES (?, ?, ?, ?, ?)");
+  while (chunks.executeStep()) {
+    const auto data = chunks.getColumn(3);
+    put.bind(1, id);
+    put.bind(2, chunks.getColumn(0).getInt64());
+    put.bind(3, chunks.getColumn(1).getInt64());
+    put.bind(4, chunks.getColumn(2).getInt64());
+    put.bindNoCopy(5, data.getBlob(), data.getBytes());
+    put.exec();
+    put.reset();
+    if (on_chunk) on_chunk(static_cast<std::uint64_t>(data.getBytes()));
+  }
+  insert_blob_row(db_, id, source, created_at);
+  return source;
 }
 
 BlobInfo BlobStore::info(std::int64_t blob_id) {

@@ -75,6 +75,13 @@ class BlobStore {
 
   BlobInfo info(std::int64_t blob_id);
 
+  // Copies blob `source_id` of the database `from` into this store as blob `id`: its chunks as
+  // stored (never recompressed), then the blob row that seals them, stamped `created_at`. Must run
+  // inside a write transaction of this store's database; `on_chunk` receives each chunk's stored
+  // size. Returns the copied blob's info.
+  BlobInfo copy_from(SQLite::Database& from, std::int64_t source_id, std::int64_t id, const std::string& created_at,
+                     const std::function<void(std::uint64_t stored_bytes)>& on_chunk = {});
+
   // Streams the raw bytes of a blob to `sink`, verifying each chunk before the sink sees it and
   // the SHA-256 at the end. `owner` names the version in error messages ("fraud@7").
   // Throws Error(corruption) on any mismatch.

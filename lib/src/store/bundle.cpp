@@ -173,36 +173,11 @@ ExportReport Registry::export_bundle(const std::vector<ModelRef>& refs, const st
         const std::int64_t source_blob = blob_ids[i];
         auto [it, fresh] = copied.try_emplace(source_blob, static_cast<std::int64_t>(copied.size() + 1));
         if (fresh) {
-          const BlobInfo info = detail::BlobStore(db).info(source_blob);
-          SQLite::Statement chunks(db, "SELECT seq, raw_size, checksum, data FROM blob_chunks WHERE blob_id = ? ORDER BY seq");
-          chunks.bind(1, source_blob);
-          SQLite::Statement put(out,
-                                "INSERT INTO blob_chunks(blob_id, seq, raw_size, checksum, data) VALUES (?, ?, ?, ?, ?)");
-          while (chunks.executeStep()) {
-            const auto data = chunks.getColumn(3);
-            put.bind(1, it->second);
-            put.bind(2, chunks.getColumn(0).getInt64());
-            put.bind(3, chunks.getColumn(1).getInt64());
-            put.bind(4, chunks.getColumn(2).getInt64());
-            put.bindNoCopy(5, data.getBlob(), data.getBytes());
-            put.exec();
-            put.reset();
-            done += static_cast<std::uint64_t>(data.getBytes());
-            if (progress) progress(done, total);
-          }
-          SQLite::Statement blob(out,
-                                 "INSERT INTO blobs(id, sha256, raw_size, stored_size, codec, level, chunk_size, "
-                                 "chunk_count, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
-          blob.bind(1, it->second);
-          blob.bind(2, info.sha256);
-          blob.bind(3, static_cast<std::int64_t>(info.raw_size));
-          blob.bind(4, static_cast<std::int64_t>(info.stored_size));
-          blob.bind(5, info.codec);
-          blob.bind(6, info.level);
-          blob.bind(7, static_cast<std::int64_t>(info.chunk_size));
-          blob.bind(8, static_cast<std::int64_t>(info.chunk_count));
-          blob.bind(9, v.created_at);
-          blob.exec();
+          const BlobInfo info =
+              detail::BlobStore(out).copy_from(db, source_blob, it->second, v.created_at, [&](std::uint64_t stored) {
+                done += stored;
+                if (progress) progress(done, total);
+              });
           report.stored_bytes += info.stored_size;
         }
         json metadata = to_json(v);
@@ -389,33 +364,7 @@ ImportReport Registry::import_bundle(const std::filesystem::path& bundle, const 
           bit->second = same.getColumn(0).getInt64();
         } else {
           const std::int64_t id = db.execAndGet("SELECT coalesce(max(id), 0) + 1 FROM blobs").getInt64();
-          SQLite::Statement chunks(in, "SELECT seq, raw_size, checksum, data FROM blob_chunks WHERE blob_id = ? ORDER BY seq");
-          chunks.bind(1, bv.blob_id);
-          SQLite::Statement put(db, "INSERT INTO blob_chunks(blob_id, seq, raw_size, checksum, data) VALUES (?, ?, ?, ?, ?)");
-          while (chunks.executeStep()) {
-            const auto data = chunks.getColumn(3);
-            put.bind(1, id);
-            put.bind(2, chunks.getColumn(0).getInt64());
-            put.bind(3, chunks.getColumn(1).getInt64());
-            put.bind(4, chunks.getColumn(2).getInt64());
-            put.bindNoCopy(5, data.getBlob(), data.getBytes());
-            put.exec();
-            put.reset();
-          }
-          const BlobInfo info = detail::BlobStore(in).info(bv.blob_id);
-          SQLite::Statement blob(db,
-                                 "INSERT INTO blobs(id, sha256, raw_size, stored_size, codec, level, chunk_size, "
-                                 "chunk_count, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
-          blob.bind(1, id);
-          blob.bind(2, info.sha256);
-          blob.bind(3, static_cast<std::int64_t>(info.raw_size));
-          blob.bind(4, static_cast<std::int64_t>(info.stored_size));
-          blob.bind(5, info.codec);
-          blob.bind(6, info.level);
-          blob.bind(7, static_cast<std::int64_t>(info.chunk_size));
-          blob.bind(8, static_cast<std::int64_t>(info.chunk_count));
-          blob.bind(9, at);
-          blob.exec();
+          detail::BlobStore(db).copy_from(in, bv.blob_id, id, at);
           bit->second = id;
         }
       }

@@ -35,7 +35,7 @@ print(f"  stored bytes per node, zstd -3:                    {zstd_per_node:.2f}
 print(f"  zstd -3 archive vs raw archive:                    {100 * (1 - m['zstd_bytes'] / m['raw_bytes']):.1f}% smaller   (target >= 60%)")
 print(f"  in memory, serialize + compress vs joblib.dump:    {s['dump_s'] / (m['serialize_s'] + m['compress_s']):.1f}x faster   (no database)")
 print(f"  in memory, decompress + deserialize vs joblib.load: {s['load_s'] / (m['decompress_s'] + m['deserialize_s']):.1f}x faster   (no database)")
-# The issue's target: Registry::save_model / load_model end to end against joblib.dump(compress=3) / joblib.load.
+# The target: Registry::save_model / load_model end to end against joblib.dump(compress=3) / joblib.load.
 print(f"  registry save_model, synchronous=FULL vs joblib.dump(compress=3):   "
       f"{s['dump_s'] / m['registry_save_full_s']:.1f}x faster   (target >= 5x)")
 print(f"  registry save_model, synchronous=NORMAL vs joblib.dump(compress=3): "

@@ -1,4 +1,4 @@
-// The serving benchmark's driver (issue 5), run by bench/serve_bench.sh against a real
+// The serving benchmark's driver, run by bench/serve_bench.sh against a real
 // `modelreg serve` process. Each subcommand does one measurement and writes its numbers as JSON:
 //
 //   serve_bench data --out DIR [--rows N]

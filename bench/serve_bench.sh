@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The serving benchmark of issue 5: `modelreg serve` measured as a real process on 127.0.0.1.
+# The serving benchmark: `modelreg serve` measured as a real process on 127.0.0.1.
 #
 #   bench/serve_bench.sh [BUILD_DIR] [WRK_SECONDS]        (defaults: build, 10)
 #

@@ -90,7 +90,8 @@ class MODELREG_API ActiveWatcher {
   ActiveWatcher(const ActiveWatcher&) = delete;
   ActiveWatcher& operator=(const ActiveWatcher&) = delete;
 
-  // The serving version; null until the first successful load. Lock-free.
+  // The serving version; null until the first successful load. Takes a mutex for one
+  // reference-count increment (never held while a model loads), so requests do not wait on a swap.
   std::shared_ptr<const ServedModel> current() const noexcept;
   bool ready() const noexcept { return current() != nullptr; }
   const std::string& model_name() const noexcept;

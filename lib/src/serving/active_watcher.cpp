@@ -22,8 +22,7 @@ struct __attribute__((visibility("hidden"))) ActiveWatcher::Impl {
   WatcherOptions options;
   Registry registry;  // its own read-only connection; used only by poll_now (under poll_mutex)
 
-  // The hot path: requests load this without taking a mutex.
-  // Requests copy it under a mutex held for one reference-count increment. (Not
+  // The hot path: requests copy it under a mutex held for one reference-count increment. (Not
   // std::atomic<std::shared_ptr>: libstdc++ 12's load() releases its internal lock with
   // memory_order_relaxed, a race with exchange() that ThreadSanitizer reports.)
   mutable std::mutex current_mutex;

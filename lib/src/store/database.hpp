@@ -34,7 +34,8 @@ int apply_migrations(SQLite::Database& db, std::span<const Migration> migrations
 // Converts an SQLite failure into an Error; `context` says what was being done ("registering fraud").
 Error translate(const SQLite::Exception& e, std::string_view context);
 
-// Runs `body`, converting SQLite exceptions (and std::bad_alloc) into modelreg::Error.
+// Runs `body`, converting SQLite exceptions into modelreg::Error (see translate). Other
+// exceptions pass through unchanged.
 template <class Body>
 auto guarded(std::string_view context, Body&& body) -> decltype(body()) {
   try {

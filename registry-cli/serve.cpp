@@ -1,5 +1,5 @@
-#include "serve.hpp"
-
+// `modelreg serve`: a ModelServer (the ActiveWatcher and its request counters) behind an HTTP server:
+// Open Inference Protocol v2, /predict, /status, /metrics. See README.md, "Server API".
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -8,20 +8,36 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <memory>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include <fmt/format.h>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "arguments.hpp"
+#include "commands.hpp"
 #include "infer_request.hpp"
 #include "modelreg/model_server.hpp"
 #include "modelreg/registry.hpp"
+#include "render.hpp"
 
 namespace modelreg::cli {
 namespace {
 
 using nlohmann::json;
+
+// The options of `modelreg serve`; the database and the signing key are global options.
+struct ServeArgs {
+  std::string model;
+  std::string host = "127.0.0.1";
+  int port = 8080;  // 0: any free port (the chosen one is printed)
+  int poll_ms = 100;
+  int threads = 0;  // 0: 8 per core, at least 64 (each open keep-alive connection holds one)
+  std::size_t max_body_bytes = 8u << 20;
+};
 
 enum Route : std::size_t { kInfer, kPredict, kHealth, kMetadata, kStatus, kMetrics, kOther, kRoutes };
 constexpr std::array<const char*, kRoutes> kRouteNames = {"infer", "predict", "health", "metadata", "status", "metrics", "other"};
@@ -53,15 +69,6 @@ struct HttpMetrics {
 void reply(httplib::Response& res, int status, const json& body) {
   res.status = status;
   res.set_content(body.dump(), "application/json");
-}
-
-std::string timestamp() {
-  const auto now = std::chrono::system_clock::now();
-  const std::time_t t = std::chrono::system_clock::to_time_t(now);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec);
 }
 
 class HttpFrontEnd {
@@ -136,7 +143,7 @@ class HttpFrontEnd {
   }
 
   static void log(std::string_view line) {
-    fmt::print(stderr, "{} {}\n", timestamp(), line);
+    fmt::print(stderr, "{} {}\n", utc_timestamp_now(), line);
     std::fflush(stderr);
   }
 
@@ -186,19 +193,29 @@ class HttpFrontEnd {
     return served;
   }
 
-  // Scores `x` with one snapshot of the serving version.
-  std::pair<std::shared_ptr<const ServedModel>, std::vector<double>> score(const std::vector<double>& values,
-                                                                           std::size_t rows) {
-    auto served = served_for(server_.watcher().model_name());
-    const std::size_t n = served->model->n_features();
-    if (rows == 0) throw HttpError{400, "no rows to score"};
-    if (values.size() != rows * n) {
-      throw HttpError{400, fmt::format("expected {} features per row ({} values for {} rows), got {} values; "
-                                       "{} takes {} features",
-                                       n, rows * n, rows, values.size(), served->version.ref_string(), n)};
+  // Scores `rows` rows of `values` through the ModelServer, which counts the call and answers all
+  // rows with one version. The shape is checked against the serving version first, so that a
+  // wrong one gets a message naming the expected width; when nothing serves, the ModelServer
+  // refuses the call itself (Errc::conflict), answered 503.
+  Prediction score(const std::vector<double>& values, std::size_t rows) {
+    std::size_t n = 0;
+    if (const auto served = server_.watcher().current()) {
+      n = served->model->n_features();
+      if (rows == 0) throw HttpError{400, "no rows to score"};
+      if (values.size() != rows * n) {
+        throw HttpError{400, fmt::format("expected {} features per row ({} values for {} rows), got {} values; "
+                                         "{} takes {} features",
+                                         n, rows * n, rows, values.size(), served->version.ref_string(), n)};
+      }
     }
-    metrics_.rows.fetch_add(rows, std::memory_order_relaxed);
-    return {served, served->model->predict_proba(MatrixView(values.data(), rows, n))};
+    try {
+      Prediction p = server_.predict(MatrixView(values.data(), rows, n));
+      metrics_.rows.fetch_add(rows, std::memory_order_relaxed);
+      return p;
+    } catch (const Error& e) {
+      if (e.code() == Errc::conflict) throw HttpError{503, e.what()};
+      throw;
+    }
   }
 
   void infer(const httplib::Request& req, httplib::Response& res, std::optional<std::int64_t> wanted) {
@@ -208,33 +225,29 @@ class HttpFrontEnd {
       throw HttpError{400, fmt::format("wrong feature count: {} takes {} features, the input has {}",
                                        current->version.ref_string(), current->model->n_features(), request.cols)};
     }
-    auto [served, proba] = score(request.values, request.rows);
-    if (wanted && *wanted != served->version.id.number) {
+    const Prediction p = score(request.values, request.rows);
+    const std::string& model = server_.watcher().model_name();
+    if (wanted && *wanted != p.version) {
       throw HttpError{409, fmt::format("version {} is not being served (serving {}); use /v2/models/{}/infer",
-                                       *wanted, served->version.id.number, served->version.id.model)};
+                                       *wanted, p.version, model)};
     }
-    std::vector<std::int64_t> labels;
-    labels.reserve(proba.size());
-    for (double p : proba) labels.push_back(p > 0.5 ? 1 : 0);
-    json out = {{"model_name", served->version.id.model},
-                {"model_version", std::to_string(served->version.id.number)},
-                {"outputs", json::array({{{"name", "label"}, {"datatype", "INT64"}, {"shape", {proba.size()}}, {"data", labels}},
-                                         {{"name", "probability"}, {"datatype", "FP64"}, {"shape", {proba.size()}}, {"data", proba}}})}};
+    const std::size_t rows = p.probabilities.size();
+    json out = {{"model_name", model},
+                {"model_version", std::to_string(p.version)},
+                {"outputs", json::array({{{"name", "label"}, {"datatype", "INT64"}, {"shape", {rows}}, {"data", p.labels}},
+                                         {{"name", "probability"}, {"datatype", "FP64"}, {"shape", {rows}}, {"data", p.probabilities}}})}};
     if (request.id) out["id"] = *request.id;
     reply(res, 200, out);
   }
 
   void predict(const httplib::Request& req, httplib::Response& res) {
     const InferRequest request = parse_predict_request(req.body);
-    auto [served, proba] = score(request.values, request.rows);
-    std::vector<int> labels;
-    for (double p : proba) labels.push_back(p > 0.5 ? 1 : 0);
-    reply(res, 200, {{"predictions", labels}, {"probabilities", proba}, {"model_version", served->version.id.number}});
+    const Prediction p = score(request.values, request.rows);
+    reply(res, 200, {{"predictions", p.labels}, {"probabilities", p.probabilities}, {"model_version", p.version}});
   }
 
   json status_json() const {
     const ServerStatus s = server_.status();
-    auto opt = [](const auto& v) { return v ? json(*v) : json(nullptr); };
     std::uint64_t served = 0, failed = 0;
     for (std::size_t r = 0; r < kRoutes; ++r) {
       for (std::size_t o = 0; o < kOutcomes; ++o) {
@@ -246,15 +259,17 @@ class HttpFrontEnd {
             {"ready", s.ready},
             {"requests_served", served},
             {"requests_failed", failed},
+            {"scoring_requests", s.requests},
+            {"scoring_errors", s.errors},
             {"rows_scored", metrics_.rows.load()},
             {"inference_in_flight", metrics_.in_flight.load()},
-            {"serving_version", opt(s.watcher.serving_version)},
-            {"desired_version", opt(s.watcher.desired_version)},
+            {"serving_version", json_or_null(s.watcher.serving_version)},
+            {"desired_version", json_or_null(s.watcher.desired_version)},
             {"swaps", s.watcher.swaps},
-            {"last_swap_at", opt(s.watcher.last_swap_at)},
+            {"last_swap_at", json_or_null(s.watcher.last_swap_at)},
             {"load_failures", s.watcher.load_failures},
-            {"last_error", opt(s.watcher.last_error)},
-            {"last_error_at", opt(s.watcher.last_error_at)},
+            {"last_error", json_or_null(s.watcher.last_error)},
+            {"last_error_at", json_or_null(s.watcher.last_error_at)},
             {"last_load_seconds", s.watcher.last_load_seconds},
             {"polls", s.watcher.polls},
             {"poll_errors", s.watcher.poll_errors},
@@ -289,6 +304,9 @@ class HttpFrontEnd {
       line(fmt::format("# TYPE {} {}", name, type));
       line(fmt::format("{} {}", name, value));
     };
+    gauge("modelreg_scoring_requests_total", "Batches given to the model server to score.", "counter", s.requests);
+    gauge("modelreg_scoring_errors_total", "Batches the model server failed to score (not ready, wrong width).",
+          "counter", s.errors);
     gauge("modelreg_rows_scored_total", "Rows scored.", "counter", metrics_.rows.load());
     gauge("modelreg_inference_in_flight", "Inference requests being handled now.", "gauge", metrics_.in_flight.load());
     gauge("modelreg_ready", "1 when a version serves.", "gauge", s.ready ? 1 : 0);
@@ -312,9 +330,12 @@ class HttpFrontEnd {
   mutable HttpMetrics metrics_;
 };
 
-}  // namespace
-
-int run_serve(const ServeArgs& args) {
+// Serves g.db until SIGINT or SIGTERM, then drains in-flight requests and returns 0. Prints
+// "listening on http://HOST:PORT" on stdout once the socket is bound. With a signing key, only
+// versions signed with it are served. Throws UsageError for an invalid model name, else modelreg::Error.
+int run_serve(const Globals& g, const ServeArgs& args) {
+  std::optional<std::string> signing_key = signing_key_of(g);
+  if (!is_valid_model_name(args.model)) throw UsageError(fmt::format("'{}' is not a valid model name", args.model));
   if (args.port < 0 || args.port > 65535) throw Error(Errc::invalid_argument, fmt::format("port {} is out of range", args.port));
   if (args.poll_ms < 1) throw Error(Errc::invalid_argument, "--poll-ms must be at least 1");
   // Block the stop signals in every thread (threads inherit the mask); one thread waits for them.
@@ -327,8 +348,8 @@ int run_serve(const ServeArgs& args) {
   WatcherOptions options;
   options.poll_interval = std::chrono::milliseconds(args.poll_ms);
   options.log = [](std::string_view line) { HttpFrontEnd::log(line); };
-  options.signing_key = args.signing_key;
-  ModelServer server(args.db, args.model, options);
+  options.signing_key = std::move(signing_key);
+  ModelServer server(g.db, args.model, options);
 
   httplib::Server http;
   // A keep-alive connection holds a worker while it is open, so the pool is sized for connections,
@@ -380,6 +401,24 @@ int run_serve(const ServeArgs& args) {
   waiter.join();
   HttpFrontEnd::log("stopped");
   return clean || signalled ? 0 : 1;
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, Globals& g) {
+  auto [cmd, a] =
+      add_command<ServeArgs>(app, g, "serve", "Serve the model's active version over HTTP, hot-swapping on promotion",
+                             "  modelreg serve fraud --port 8080\n"
+                             "  curl -s localhost:8080/predict -d '{\"instances\": [[0.1, 2.3, ...]]}'\n"
+                             "  curl -s localhost:8080/status",
+                             run_serve);
+  cmd->add_option("NAME", a->model, "Model to serve")->required();
+  cmd->add_option("--host", a->host, "Address to bind (default 127.0.0.1)");
+  cmd->add_option("--port", a->port, "Port (default 8080; 0 picks a free one and prints it)");
+  cmd->add_option("--poll-ms", a->poll_ms, "How often to look for a new active version (default 100)");
+  cmd->add_option("--threads", a->threads,
+                  "HTTP worker threads; each open connection holds one (default 8 per core, at least 64)");
+  cmd->add_option("--max-body-bytes", a->max_body_bytes, "Largest request body (default 8 MiB)");
 }
 
 }  // namespace modelreg::cli

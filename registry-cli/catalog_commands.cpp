@@ -1,0 +1,389 @@
+// The commands that read the registry: list, show, compare, history, lineage, sql.
+#include <algorithm>
+#include <map>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "arguments.hpp"
+#include "commands.hpp"
+#include "render.hpp"
+
+namespace modelreg::cli {
+namespace {
+
+using nlohmann::json;
+
+struct ListArgs {
+  std::string name;
+  std::vector<std::string> where;
+  std::string tag, order_by;
+  bool all = false, ascending = false;
+  std::size_t limit = 0;
+};
+
+int cmd_list(const Globals& g, const ListArgs& a) {
+  VersionQuery q;
+  for (const auto& w : a.where) {
+    try {
+      q.where.push_back(MetricCondition::parse(w));
+    } catch (const Error& e) {
+      throw UsageError(fmt::format("--where: {}", e.what()));
+    }
+  }
+  if (!a.tag.empty()) {
+    const auto eq = a.tag.find('=');
+    q.tag = eq == std::string::npos
+                ? std::pair<std::string, std::optional<std::string>>{a.tag, std::nullopt}
+                : std::pair<std::string, std::optional<std::string>>{a.tag.substr(0, eq), a.tag.substr(eq + 1)};
+  }
+  if (!a.order_by.empty()) q.order_by_metric = a.order_by;
+  q.descending = !a.ascending;
+  if (a.limit > 0) q.limit = a.limit;
+  if (!a.all) q.status = VersionStatus::ready;
+  if (a.name.empty() && (!a.where.empty() || !a.tag.empty() || !a.order_by.empty())) {
+    throw UsageError("--where, --tag and --order-by filter the versions of one model: give its NAME");
+  }
+
+  Registry reg = open_registry(g, false);
+  if (a.name.empty()) {
+    const auto models = reg.list_models();
+    if (g.json) {
+      json out = json::array();
+      for (const auto& m : models) out.push_back(to_json(m));
+      print_json(out);
+      return 0;
+    }
+    if (models.empty()) {
+      fmt::print("no models yet; add one with `modelreg register NAME --file PATH`\n");
+      return 0;
+    }
+    Table t({"MODEL", "VERSIONS", "ACTIVE", "LATEST", "CREATED"});
+    for (const auto& m : models) {
+      t.add({m.name, std::to_string(m.version_count), number_or_dash(m.active_version), number_or_dash(m.latest_version),
+             m.created_at});
+    }
+    t.print();
+    return 0;
+  }
+  const auto versions = reg.list_versions(a.name, q);
+  if (g.json) {
+    json out = json::array();
+    for (const auto& v : versions) out.push_back(to_json(v));
+    print_json(out);
+    return 0;
+  }
+  // Metric columns: the ordering metric and the ones in conditions first, then the rest (up to 6).
+  std::vector<std::string> metrics;
+  auto add_metric = [&](const std::string& m) {
+    if (std::find(metrics.begin(), metrics.end(), m) == metrics.end()) metrics.push_back(m);
+  };
+  if (!a.order_by.empty()) add_metric(a.order_by);
+  for (const auto& c : q.where) add_metric(c.metric);
+  for (const auto& v : versions) {
+    for (const auto& [m, _] : v.metrics) {
+      if (metrics.size() < 6) add_metric(m);
+    }
+  }
+  std::vector<std::string> header = {"VERSION", "LABEL", "STATUS"};
+  for (const auto& m : metrics) header.push_back(m);
+  header.insert(header.end(), {"SIZE", "CREATED", "BY"});
+  Table t(header);
+  for (const auto& v : versions) {
+    std::vector<std::string> row = {fmt::format("{}{}", v.active ? "* " : "  ", v.ref_string()), v.label.value_or("-"),
+                                    status_word(v)};
+    for (const auto& m : metrics) {
+      auto it = v.metrics.find(m);
+      row.push_back(it == v.metrics.end() ? "-" : format_number(it->second));
+    }
+    row.insert(row.end(), {human_bytes(v.blob.stored_size), v.created_at, v.created_by});
+    t.add(std::move(row));
+  }
+  if (t.size() == 0) {
+    fmt::print("no versions of '{}' match{}\n", a.name, a.all ? "" : " (archived ones are hidden; add --all)");
+    return 0;
+  }
+  t.print();
+  return 0;
+}
+
+int cmd_show(const Globals& g, const std::string& ref_text) {
+  const ModelRef ref = parse_ref(ref_text);
+  Registry reg = open_registry(g, false);
+  const ModelVersion v = reg.get(ref);
+  std::vector<Event> events;
+  for (const auto& e : reg.history(v.id.model)) {
+    if (e.version == v.id.number || e.to_version == v.id.number || e.from_version == v.id.number) events.push_back(e);
+  }
+  const auto children = reg.descendants(ModelRef::number(v.id.model, v.id.number), 1);
+  if (g.json) {
+    json out = to_json(v);
+    json ev = json::array();
+    for (const auto& e : events) ev.push_back(to_json(e));
+    out["events"] = ev;
+    json ch = json::array();
+    for (const auto& c : children) ch.push_back({{"ref", c.child.to_string()}, {"relation", c.relation}});
+    out["children"] = ch;
+    print_json(out);
+    return 0;
+  }
+  fmt::print("{}\n", version_line(v));
+  Table meta({"", ""});
+  meta.add({"  format", v.format});
+  if (!v.type_name.empty()) meta.add({"  type", v.type_name});
+  meta.add({"  status", status_word(v)});
+  meta.add({"  created", fmt::format("{} by {}", v.created_at, v.created_by)});
+  meta.add({"  size", fmt::format("{} raw, {} stored ({:.2f}x, {}{}, {} chunk{})", human_bytes(v.blob.raw_size),
+                                  human_bytes(v.blob.stored_size), v.blob.ratio(), v.blob.codec,
+                                  v.blob.codec == "zstd" ? fmt::format(" level {}", v.blob.level) : "",
+                                  v.blob.chunk_count, v.blob.chunk_count == 1 ? "" : "s")});
+  meta.add({"  sha256", v.blob.sha256});
+  meta.add({"  signed", v.signature ? fmt::format("{} with key {} at {} by {}", v.signature->algorithm,
+                                                  v.signature->key_id, v.signature->signed_at, v.signature->signed_by)
+                                    : std::string("no")});
+  meta.print();
+  if (!v.notes.empty()) fmt::print("notes\n  {}\n", v.notes);
+  auto section = [](const char* title, const std::map<std::string, std::string>& kv) {
+    if (kv.empty()) return;
+    fmt::print("{}\n", title);
+    Table t({"", ""});
+    for (const auto& [k, val] : kv) t.add({"  " + k, val});
+    t.print();
+  };
+  std::map<std::string, std::string> metrics;
+  for (const auto& [k, val] : v.metrics) metrics[k] = format_number(val);
+  section("metrics", metrics);
+  section("params", v.params);
+  if (!v.features.empty()) {
+    fmt::print("features ({})\n", v.features.size());
+    Table t({"", "", ""});
+    for (std::size_t i = 0; i < v.features.size(); ++i) {
+      t.add({fmt::format("  {}", i), v.features[i].name, v.features[i].dtype});
+    }
+    t.print();
+  }
+  section("tags", v.tags);
+  if (!v.datasets.empty()) {
+    fmt::print("datasets\n");
+    for (const auto& d : v.datasets) {
+      fmt::print("  {:<6} {}{}\n", d.role, d.uri, d.sha256 ? "  sha256 " + *d.sha256 : "");
+    }
+  }
+  if (!v.parents.empty() || !children.empty()) {
+    fmt::print("lineage\n");
+    for (const auto& [p, relation] : v.parents) fmt::print("  {} {}\n", relation, p.to_string());
+    for (const auto& c : children) fmt::print("  parent of {} ({})\n", c.child.to_string(), c.relation);
+  }
+  if (!events.empty()) {
+    fmt::print("events\n");
+    Table t({"", "", "", "", ""});
+    for (const auto& e : events) {
+      std::string what = e.kind;
+      if (e.kind == "promote" || e.kind == "rollback") {
+        what += fmt::format(" {} -> {}", number_or_dash(e.from_version), number_or_dash(e.to_version));
+      }
+      t.add({"  " + e.at, what, "by " + e.actor, e.reason, e.details});
+    }
+    t.print();
+  }
+  return 0;
+}
+
+struct CompareArgs {
+  std::string a, b;
+  std::vector<std::string> metrics;
+};
+
+int cmd_compare(const Globals& g, const CompareArgs& args) {
+  const ModelRef a = parse_ref(args.a), b = parse_ref(args.b);
+  Registry reg = open_registry(g, false);
+  const ModelVersion va = reg.get(a), vb = reg.get(b);
+  std::vector<MetricComparison> rows;
+  if (args.metrics.empty()) {
+    rows = reg.compare(a, b);
+  } else {
+    for (const auto& m : args.metrics) {
+      auto one = reg.compare(a, b, m);
+      rows.insert(rows.end(), one.begin(), one.end());
+    }
+  }
+  if (g.json) {
+    json list = json::array();
+    for (const auto& c : rows) {
+      list.push_back({{"metric", c.metric},
+                      {"a", json_or_null(c.a)},
+                      {"b", json_or_null(c.b)},
+                      {"difference", json_or_null(c.difference())}});
+    }
+    print_json({{"a", va.ref_string()}, {"b", vb.ref_string()}, {"metrics", list}});
+    return 0;
+  }
+  Table t({"METRIC", va.ref_string(), vb.ref_string(), "DIFFERENCE"});
+  for (const auto& c : rows) {
+    t.add({c.metric, c.a ? format_number(*c.a) : "-", c.b ? format_number(*c.b) : "-",
+           c.difference() ? fmt::format("{:+.6g}", *c.difference()) : "-"});
+  }
+  t.add({"(stored size)", human_bytes(va.blob.stored_size), human_bytes(vb.blob.stored_size), ""});
+  t.add({"(created)", va.created_at, vb.created_at, ""});
+  t.print();
+  return 0;
+}
+
+int cmd_history(const Globals& g, const std::string& name) {
+  Registry reg = open_registry(g, false);
+  const auto events = reg.history(name);
+  if (g.json) {
+    json out = json::array();
+    for (const auto& e : events) out.push_back(to_json(e));
+    print_json(out);
+    return 0;
+  }
+  Table t({"AT", "EVENT", "VERSION", "FROM", "TO", "ACTOR", "REASON"});
+  for (const auto& e : events) {
+    t.add({e.at, e.kind, number_or_dash(e.version), number_or_dash(e.from_version), number_or_dash(e.to_version), e.actor,
+           e.reason.empty() ? e.details : e.reason});
+  }
+  t.print();
+  return 0;
+}
+
+struct LineageArgs {
+  std::string ref, format = "tree";
+  bool ancestors_only = false, descendants_only = false;
+};
+
+int cmd_lineage(const Globals& g, const LineageArgs& a) {
+  const ModelRef ref = parse_ref(a.ref);
+  Registry reg = open_registry(g, false);
+  const std::string root = reg.get(ref).ref_string();
+  const bool up = !a.descendants_only, down = !a.ancestors_only;
+  const auto ancestors = up ? reg.ancestors(ref) : std::vector<LineageEdge>{};
+  const auto descendants = down ? reg.descendants(ref) : std::vector<LineageEdge>{};
+  if (g.json) {
+    json a = json::array(), d = json::array();
+    for (const auto& e : ancestors) a.push_back(to_json(e));
+    for (const auto& e : descendants) d.push_back(to_json(e));
+    json out = {{"ref", root}};
+    if (up) out["ancestors"] = a;
+    if (down) out["descendants"] = d;
+    print_json(out);
+    return 0;
+  }
+  std::vector<LineageEdge> all = ancestors;
+  all.insert(all.end(), descendants.begin(), descendants.end());
+  if (a.format == "dot") {
+    print_lineage_dot(root, all);
+  } else if (a.format == "mermaid") {
+    print_lineage_mermaid(root, all);
+  } else {
+    if (up) {
+      fmt::print("ancestors{}\n", ancestors.empty() ? ": none" : "");
+      if (!ancestors.empty()) print_lineage_tree(root, ancestors, true);
+    }
+    if (down) {
+      fmt::print("{}descendants{}\n", up ? "\n" : "", descendants.empty() ? ": none" : "");
+      if (!descendants.empty()) print_lineage_tree(root, descendants, false);
+    }
+  }
+  return 0;
+}
+
+struct SqlArgs {
+  std::string sql;
+  bool csv = false;
+};
+
+int cmd_sql(const Globals& g, const SqlArgs& a) {
+  Registry reg = open_registry(g, false);
+  const SqlResult r = reg.query(a.sql);
+  if (g.json) {
+    json out = json::array();
+    for (const auto& row : r.rows) {
+      json obj = json::object();
+      for (std::size_t i = 0; i < row.size(); ++i) obj[r.columns[i]] = to_json(row[i]);
+      out.push_back(obj);
+    }
+    print_json(out);
+  } else if (a.csv) {
+    std::vector<std::string> header;
+    for (const auto& c : r.columns) header.push_back(csv_quote(c));
+    fmt::print("{}\n", fmt::join(header, ","));
+    for (const auto& row : r.rows) {
+      std::vector<std::string> cells;
+      for (const auto& v : row) cells.push_back(csv_quote(sql_cell_text(v)));
+      fmt::print("{}\n", fmt::join(cells, ","));
+    }
+  } else {
+    Table t(r.columns);
+    for (const auto& row : r.rows) {
+      std::vector<std::string> cells;
+      for (const auto& v : row) cells.push_back(std::holds_alternative<std::monostate>(v) ? "NULL" : sql_cell_text(v));
+      t.add(std::move(cells));
+    }
+    t.print();
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_list_command(CLI::App& app, Globals& g) {
+  auto [cmd, a] = add_command<ListArgs>(
+      app, g, "list", "List models, or the versions of one model",
+      "  modelreg list\n  modelreg list fraud --where 'f1>=0.8' --order-by f1\n  modelreg list fraud --all --json",
+      cmd_list);
+  cmd->add_option("NAME", a->name, "Model whose versions to list");
+  cmd->add_option("--where", a->where, "Metric condition, e.g. \"f1>=0.8\" (repeatable; all must hold)");
+  cmd->add_option("--tag", a->tag, "Only versions with tag KEY or KEY=VALUE");
+  cmd->add_option("--order-by", a->order_by, "Order by a metric, best (highest) first");
+  cmd->add_flag("--ascending", a->ascending, "With --order-by: lowest first");
+  cmd->add_option("--limit", a->limit, "At most N versions");
+  cmd->add_flag("--all", a->all, "Include archived versions");
+}
+
+void add_show_command(CLI::App& app, Globals& g) {
+  auto [cmd, ref] = add_command<std::string>(
+      app, g, "show", "Everything about one version",
+      "  modelreg show fraud@3\n  modelreg show fraud --json     # the active version", cmd_show);
+  cmd->add_option("REF", *ref, "Version, e.g. fraud@3")->required();
+}
+
+void add_compare_command(CLI::App& app, Globals& g) {
+  auto [cmd, a] = add_command<CompareArgs>(
+      app, g, "compare", "Two versions side by side, with metric differences",
+      "  modelreg compare fraud@2 fraud@3\n  modelreg compare fraud@active fraud@latest --metric f1", cmd_compare);
+  cmd->add_option("A", a->a, "First version")->required();
+  cmd->add_option("B", a->b, "Second version")->required();
+  cmd->add_option("--metric", a->metrics, "Only these metrics (repeatable)");
+}
+
+void add_history_command(CLI::App& app, Globals& g) {
+  auto [cmd, name] = add_command<std::string>(app, g, "history", "The audit log of a model",
+                                              "  modelreg history fraud\n  modelreg history fraud --json", cmd_history);
+  cmd->add_option("NAME", *name, "Model")->required();
+}
+
+void add_lineage_command(CLI::App& app, Globals& g) {
+  auto [cmd, a] = add_command<LineageArgs>(
+      app, g, "lineage", "Ancestors and descendants of a version",
+      "  modelreg lineage fraud@7\n  modelreg lineage fraud@7 --ancestors --format dot | dot -Tpng > lineage.png",
+      cmd_lineage);
+  cmd->add_option("REF", a->ref, "Version")->required();
+  auto* up = cmd->add_flag("--ancestors", a->ancestors_only, "Only ancestors");
+  cmd->add_flag("--descendants", a->descendants_only, "Only descendants")->excludes(up);
+  cmd->add_option("--format", a->format, "tree (default), dot or mermaid")
+      ->check(CLI::IsMember({"tree", "dot", "mermaid"}));
+}
+
+void add_sql_command(CLI::App& app, Globals& g) {
+  auto [cmd, a] = add_command<SqlArgs>(
+      app, g, "sql", "Run read-only SQL (see the README for the views)",
+      "  modelreg sql \"SELECT model, version, value FROM version_metrics WHERE metric = 'f1'\" --csv", cmd_sql);
+  cmd->add_option("SQL", a->sql, "SELECT statement(s)")->required();
+  cmd->add_flag("--csv", a->csv, "CSV output");
+}
+
+}  // namespace modelreg::cli

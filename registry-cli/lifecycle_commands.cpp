@@ -1,0 +1,238 @@
+// The commands that change versions or keys: promote, rollback, archive, unarchive, delete, tag,
+// gc, sign, keygen.
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "arguments.hpp"
+#include "commands.hpp"
+#include "modelreg/signing.hpp"
+#include "render.hpp"
+
+namespace modelreg::cli {
+namespace {
+
+using nlohmann::json;
+
+int print_transition(const Globals& g, const Transition& t, std::string_view verb) {
+  if (g.json) {
+    print_json(to_json(t));
+  } else if (t.from_version && *t.from_version == t.to_version) {
+    fmt::print("{}@{} is already the active version\n", t.model, t.to_version);
+  } else {
+    fmt::print("{} {}: {}@{} is now active (was {})\n", verb, t.model, t.model, t.to_version,
+               t.from_version ? fmt::format("{}@{}", t.model, *t.from_version) : "none");
+  }
+  return 0;
+}
+
+struct PromoteArgs {
+  std::string ref, reason, require_better;
+};
+
+int cmd_promote(const Globals& g, const PromoteArgs& a) {
+  const ModelRef ref = parse_ref(a.ref);
+  Registry r = open_registry(g, false);
+  PromoteOptions o{a.reason, actor_of(g), std::nullopt};
+  if (!a.require_better.empty()) o.require_better = a.require_better;
+  return print_transition(g, r.promote(ref, o), "promoted");
+}
+
+struct RollbackArgs {
+  std::string name, to, reason;
+};
+
+int cmd_rollback(const Globals& g, const RollbackArgs& a) {
+  if (!is_valid_model_name(a.name)) throw UsageError(fmt::format("'{}' is not a valid model name", a.name));
+  RollbackOptions o{a.reason, actor_of(g), std::nullopt};
+  if (!a.to.empty()) o.to = parse_ref(a.to);
+  Registry r = open_registry(g, false);
+  return print_transition(g, r.rollback(a.name, o), "rolled back");
+}
+
+// archive, unarchive and delete: one version, a reason, one call of the library.
+struct ChangeArgs {
+  std::string ref, reason;
+};
+using ChangeCall = void (*)(Registry&, const ModelRef&, const Change&);
+
+int cmd_change(const Globals& g, const ChangeArgs& a, const char* done, ChangeCall call) {
+  const ModelRef ref = parse_ref(a.ref);
+  Registry r = open_registry(g, false);
+  const std::string exact = r.get(ref).ref_string();
+  call(r, ref, Change{a.reason, actor_of(g)});
+  if (g.json) print_json({{"ref", exact}, {"done", done}});
+  else fmt::print("{} {}\n", done, exact);
+  return 0;
+}
+
+void add_change_command(CLI::App& app, Globals& g, const char* name, const char* help, const char* done,
+                        ChangeCall call) {
+  auto [cmd, a] = add_command<ChangeArgs>(
+      app, g, name, help, fmt::format("  modelreg {} fraud@3 --reason 'superseded'", name),
+      [done, call](const Globals& globals, const ChangeArgs& a) { return cmd_change(globals, a, done, call); });
+  cmd->add_option("REF", a->ref, "Version")->required();
+  cmd->add_option("--reason", a->reason, "Why (recorded in the audit log)");
+}
+
+struct TagArgs {
+  std::string ref;
+  std::vector<std::string> tags;
+  bool remove = false;
+};
+
+int cmd_tag(const Globals& g, const TagArgs& a) {
+  const ModelRef ref = parse_ref(a.ref);
+  std::vector<std::pair<std::string, std::string>> parsed;
+  for (const auto& t : a.tags) parsed.push_back(a.remove ? std::pair{t, std::string()} : split_assignment("tag", t));
+  Registry r = open_registry(g, false);
+  for (const auto& [k, v] : parsed) {
+    if (a.remove)
+      r.remove_tag(ref, k, Change{"", actor_of(g)});
+    else
+      r.set_tag(ref, k, v, Change{"", actor_of(g)});
+  }
+  const ModelVersion v = r.get(ref);
+  if (g.json) {
+    print_json({{"ref", v.ref_string()}, {"tags", v.tags}});
+    return 0;
+  }
+  std::vector<std::string> kv;
+  for (const auto& [k, val] : v.tags) kv.push_back(k + "=" + val);
+  fmt::print("{} tags: {}\n", v.ref_string(), kv.empty() ? "none" : fmt::format("{}", fmt::join(kv, " ")));
+  return 0;
+}
+
+struct GcArgs {
+  bool dry_run = false, include_history = false;
+  std::string reason;
+};
+
+int cmd_gc(const Globals& g, const GcArgs& a) {
+  Registry reg = open_registry(g, false);
+  GcOptions o;
+  o.dry_run = a.dry_run;
+  o.delete_archived = true;
+  o.include_rollback_history = a.include_history;
+  o.reason = a.reason;
+  o.actor = actor_of(g);
+  const GcReport r = reg.gc(o);
+  if (g.json) {
+    print_json({{"dry_run", r.dry_run},
+                {"versions_deleted", ref_strings(r.versions_deleted)},
+                {"versions_kept", ref_strings(r.versions_kept)},
+                {"blobs_removed", r.blobs_removed},
+                {"chunks_removed", r.chunks_removed},
+                {"bytes_freed", r.bytes_freed}});
+    return 0;
+  }
+  const char* would = r.dry_run ? "would delete" : "deleted";
+  fmt::print(
+      "{} {} archived version{}{}\n", would, r.versions_deleted.size(), r.versions_deleted.size() == 1 ? "" : "s",
+      r.versions_deleted.empty() ? "" : ": " + fmt::format("{}", fmt::join(ref_strings(r.versions_deleted), ", ")));
+  if (!r.versions_kept.empty()) {
+    fmt::print("kept (lineage parent or in the rollback history; --include-history to drop the latter): {}\n",
+               fmt::join(ref_strings(r.versions_kept), ", "));
+  }
+  fmt::print("{} {} blob{}, {} stored\n", r.dry_run ? "would free" : "freed", r.blobs_removed,
+             r.blobs_removed == 1 ? "" : "s", human_bytes(r.bytes_freed));
+  return 0;
+}
+
+int cmd_sign(const Globals& g, const std::string& ref) {
+  if (signing_key_of(g) == std::nullopt) {
+    throw UsageError("sign needs a key: pass --signing-key FILE or set MODELREG_SIGNING_KEY");
+  }
+  Registry r = open_registry(g, false);
+  const ModelVersion v = r.sign(parse_ref(ref), Change{"", actor_of(g)});
+  if (g.json) {
+    print_json(to_json(v));
+  } else {
+    fmt::print("{} signed with key {}\n", v.ref_string(), v.signature->key_id);
+  }
+  return 0;
+}
+
+int cmd_keygen(const Globals& g, const std::string& file) {
+  const std::string key = create_signing_key(file);
+  if (g.json) {
+    print_json(json{{"file", file}, {"key_id", signing_key_id(key)}});
+  } else {
+    fmt::print("wrote a new signing key to {} (key id {}); keep it secret\n", file, signing_key_id(key));
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_promote_command(CLI::App& app, Globals& g) {
+  auto [cmd, a] = add_command<PromoteArgs>(
+      app, g, "promote", "Make a version the model's active version",
+      "  modelreg promote fraud@7 --reason 'better recall'\n  modelreg promote fraud@v1.3.0 --require-better f1",
+      cmd_promote);
+  cmd->add_option("REF", a->ref, "Version to activate")->required();
+  cmd->add_option("--reason", a->reason, "Why (recorded in the audit log)");
+  cmd->add_option("--require-better", a->require_better, "Refuse unless this metric is at least the active version's");
+}
+
+void add_rollback_command(CLI::App& app, Globals& g) {
+  auto [cmd, a] = add_command<RollbackArgs>(
+      app, g, "rollback", "Re-activate the previously active version (or --to one)",
+      "  modelreg rollback fraud --reason 'false positives'\n  modelreg rollback fraud --to fraud@4", cmd_rollback);
+  cmd->add_option("NAME", a->name, "Model")->required();
+  cmd->add_option("--to", a->to, "Roll back to this version instead");
+  cmd->add_option("--reason", a->reason, "Why (recorded in the audit log)");
+}
+
+void add_archive_command(CLI::App& app, Globals& g) {
+  add_change_command(app, g, "archive", "Archive a version (it can no longer be promoted)", "archived",
+                     [](Registry& r, const ModelRef& ref, const Change& c) { r.archive(ref, c); });
+}
+
+void add_unarchive_command(CLI::App& app, Globals& g) {
+  add_change_command(app, g, "unarchive", "Make an archived version ready again", "unarchived",
+                     [](Registry& r, const ModelRef& ref, const Change& c) { r.unarchive(ref, c); });
+}
+
+void add_delete_command(CLI::App& app, Globals& g) {
+  add_change_command(app, g, "delete", "Delete an archived version (permanent; its number is never reused)", "deleted",
+                     [](Registry& r, const ModelRef& ref, const Change& c) { r.delete_version(ref, c); });
+}
+
+void add_tag_command(CLI::App& app, Globals& g) {
+  auto [cmd, a] = add_command<TagArgs>(
+      app, g, "tag", "Set (KEY=VALUE) or remove (--remove KEY) tags of a version",
+      "  modelreg tag fraud@3 stage=canary owner=risk\n  modelreg tag fraud@3 --remove stage", cmd_tag);
+  cmd->add_option("REF", a->ref, "Version")->required();
+  cmd->add_option("TAGS", a->tags, "KEY=VALUE, or KEY with --remove")->required();
+  cmd->add_flag("--remove", a->remove, "Remove the named tags");
+}
+
+void add_gc_command(CLI::App& app, Globals& g) {
+  auto [cmd, a] = add_command<GcArgs>(app, g, "gc", "Delete archived versions and unreferenced blobs, reclaim space",
+                                      "  modelreg gc --dry-run\n  modelreg gc", cmd_gc);
+  cmd->add_flag("--dry-run", a->dry_run, "Only report what would be removed");
+  cmd->add_flag("--include-history", a->include_history,
+                "Also delete archived versions that the rollback history still names");
+  cmd->add_option("--reason", a->reason, "Recorded with each deletion");
+}
+
+void add_sign_command(CLI::App& app, Globals& g) {
+  auto [cmd, ref] =
+      add_command<std::string>(app, g, "sign", "Sign an unsigned version (imported, or registered without a key)",
+                               "  modelreg sign fraud@7 --signing-key /etc/modelreg/key", cmd_sign);
+  cmd->add_option("REF", *ref, "Version to sign")->required();
+}
+
+void add_keygen_command(CLI::App& app, Globals& g) {
+  auto [cmd, file] = add_command<std::string>(
+      app, g, "keygen", "Create a new random signing key file (mode 0600, never overwritten)",
+      "  modelreg keygen /etc/modelreg/key\n  export MODELREG_SIGNING_KEY=/etc/modelreg/key", cmd_keygen);
+  cmd->add_option("FILE", *file, "Where to write the key")->required();
+}
+
+}  // namespace modelreg::cli

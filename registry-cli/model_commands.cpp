@@ -1,0 +1,194 @@
+// The commands that run models: train (fit a built-in model on a CSV file and register it) and
+// predict (score a CSV file with a registered version).
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "arguments.hpp"
+#include "commands.hpp"
+#include "modelreg/checksum.hpp"
+#include "modelreg/labeled_data.hpp"
+#include "modelreg/metrics.hpp"
+#include "modelreg/training.hpp"
+#include "render.hpp"
+
+namespace modelreg::cli {
+namespace {
+
+using nlohmann::json;
+
+struct TrainArgs {
+  std::string name, csv, target, type, test_csv, label, notes;
+  std::vector<std::string> params, parents;
+  double test_fraction = 0.2;
+  std::optional<std::uint64_t> seed;
+};
+
+int cmd_train(const Globals& g, const TrainArgs& a) {
+  std::map<std::string, std::string> params;
+  for (const auto& p : a.params) {
+    auto [k, v] = split_assignment("--param", p);
+    params[k] = v;
+  }
+  if (a.seed) params["seed"] = std::to_string(*a.seed);
+  if (!(a.test_fraction > 0 && a.test_fraction < 1)) {
+    throw UsageError(fmt::format("--test-fraction {} must be between 0 and 1 (exclusive)", a.test_fraction));
+  }
+  NewVersion spec;
+  spec.model = a.name;
+  if (!a.label.empty()) spec.label = a.label;
+  spec.notes = a.notes;
+  for (const auto& p : a.parents) spec.parents.push_back(parse_parent(p));
+  if (auto who = actor_of(g)) spec.created_by = who;
+  spec.tags["target"] = a.target;
+
+  const LabeledData data = read_csv(a.csv, CsvReadOptions{a.target, true});
+  TrainTestSplit split;
+  if (!a.test_csv.empty()) {
+    split.train = data;
+    split.test = read_csv(a.test_csv, CsvReadOptions{a.target, true});
+    if (split.test.feature_names != data.feature_names) {
+      throw Error(Errc::invalid_argument, fmt::format("'{}' and '{}' have different feature columns; they must match "
+                                                      "in name and order",
+                                                      a.test_csv, a.csv));
+    }
+  } else {
+    split = stratified_split(data, a.test_fraction, a.seed.value_or(0));
+  }
+  const auto started = std::chrono::steady_clock::now();
+  const std::unique_ptr<Model> model = train_model(a.type, split.train, params);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
+  const BinaryMetrics m = evaluate(*model, split.test);
+
+  spec.metrics = m.to_map();
+  spec.metrics["train_seconds"] = seconds;
+  spec.metrics["train_rows"] = static_cast<double>(split.train.rows());
+  spec.metrics["test_rows"] = static_cast<double>(split.test.rows());
+  for (const auto& f : data.feature_names) spec.features.push_back({f, "float64"});
+  spec.datasets.push_back({std::filesystem::absolute(a.csv).string(), sha256_file(a.csv), "train"});
+  if (!a.test_csv.empty()) {
+    spec.datasets.push_back({std::filesystem::absolute(a.test_csv).string(), sha256_file(a.test_csv), "test"});
+  }
+  Registry reg = open_registry(g, true);
+  const ModelVersion v = reg.save_model(*model, spec, split.test.x);
+  if (g.json) {
+    print_json(to_json(v));
+    return 0;
+  }
+  fmt::print("trained {} on {} rows in {:.2f} s; on {} test rows: accuracy {:.4f}  precision {:.4f}  recall {:.4f}  "
+             "f1 {:.4f}  auc {:.4f}\n",
+             a.type, split.train.rows(), seconds, split.test.rows(), m.accuracy, m.precision, m.recall, m.f1,
+             m.roc_auc);
+  fmt::print("registered {}  {} -> {} ({:.2f}x)\n", version_line(v), human_bytes(v.blob.raw_size),
+             human_bytes(v.blob.stored_size), v.blob.ratio());
+  return 0;
+}
+
+struct PredictArgs {
+  std::string ref, csv, output, target;
+};
+
+int cmd_predict(const Globals& g, const std::string& ref_text, const std::string& csv, const std::string& output,
+                const std::string& target_option) {
+  const ModelRef ref = parse_ref(ref_text);
+  Registry reg = open_registry(g, false);
+  const LoadedModel loaded = reg.load_model(ref);
+  const ModelVersion& v = loaded.version;
+  // Every column is read; the registered features are picked by name, in the registered order.
+  const LabeledData table = read_csv(csv, CsvReadOptions{"", false});
+  std::string target = target_option;
+  if (target.empty()) {
+    if (auto it = v.tags.find("target"); it != v.tags.end()) target = it->second;
+  }
+  std::map<std::string, std::size_t> column;
+  for (std::size_t i = 0; i < table.feature_names.size(); ++i) column[table.feature_names[i]] = i;
+  std::vector<std::size_t> pick;
+  for (const auto& f : v.features) {
+    auto it = column.find(f.name);
+    if (it == column.end()) {
+      throw Error(Errc::invalid_argument, fmt::format("'{}' has no column '{}', a feature of {} ({} features expected)",
+                                                      csv, f.name, v.ref_string(), v.features.size()));
+    }
+    pick.push_back(it->second);
+  }
+  for (const auto& name : table.feature_names) {
+    const bool is_feature = std::any_of(v.features.begin(), v.features.end(), [&](const Feature& f) { return f.name == name; });
+    if (!is_feature && name != target) {
+      throw Error(Errc::invalid_argument,
+                  fmt::format("'{}' has a column '{}' that is not a feature of {}{}; remove it", csv, name,
+                              v.ref_string(), target.empty() ? "" : fmt::format(" (nor its target '{}')", target)));
+    }
+  }
+  Matrix x(table.rows(), pick.size());
+  for (std::size_t r = 0; r < table.rows(); ++r) {
+    for (std::size_t c = 0; c < pick.size(); ++c) x(r, c) = table.x(r, pick[c]);
+  }
+  const std::vector<double> proba = loaded.model->predict_proba(x);
+  const std::vector<int> labels = loaded.model->predict(x);
+  std::string text;
+  if (g.json) {
+    text = json{{"ref", v.ref_string()}, {"probabilities", proba}, {"labels", labels}}.dump(2) + "\n";
+  } else {
+    text = "probability,label\n";
+    for (std::size_t i = 0; i < proba.size(); ++i) text += fmt::format("{},{}\n", proba[i], labels[i]);
+  }
+  if (output.empty() || output == "-") {
+    fmt::print("{}", text);
+  } else {
+    const std::string tmp = output + ".modelreg-partial";
+    {
+      std::ofstream out(tmp, std::ios::binary);
+      out << text;
+      if (!out.flush()) throw Error(Errc::io_error, fmt::format("cannot write '{}'", output));
+    }
+    std::filesystem::rename(tmp, output);
+    fmt::print(stderr, "wrote {} predictions of {} to {}\n", proba.size(), v.ref_string(), output);
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_train_command(CLI::App& app, Globals& g) {
+  auto [cmd, a] =
+      add_command<TrainArgs>(app, g, "train", "Train a built-in model on a CSV file and register it",
+                             "  modelreg train fraud --csv transactions.csv --target is_fraud --type random_forest \\\n"
+                             "      --param n_estimators=100 --seed 42 --label v1.1.0 --parent fraud@1:retrained_from",
+                             cmd_train);
+  cmd->add_option("NAME", a->name, "Model name")->required();
+  cmd->add_option("--csv", a->csv, "Training data: a header row, numeric cells")->required();
+  cmd->add_option("--target", a->target, "The 0/1 label column")->required();
+  cmd->add_option("--type", a->type, "Model type")->required()->check(CLI::IsMember(built_in_model_types()));
+  cmd->add_option("--param", a->params, "Hyperparameter NAME=VALUE (repeatable)");
+  auto* test_csv = cmd->add_option("--test-csv", a->test_csv, "Held-out rows to measure on");
+  cmd->add_option("--test-fraction", a->test_fraction, "Else hold out this stratified fraction (default 0.2)")
+      ->excludes(test_csv);
+  cmd->add_option("--seed", a->seed, "Seed for the split and the model");
+  cmd->add_option("--label", a->label, "Version label, e.g. v1.0.0");
+  cmd->add_option("--notes", a->notes, "Free text");
+  cmd->add_option("--parent", a->parents, "Lineage REF[:RELATION] (repeatable)");
+}
+
+void add_predict_command(CLI::App& app, Globals& g) {
+  auto [cmd, a] = add_command<PredictArgs>(
+      app, g, "predict", "Score a CSV file with a version (loaded and validated)",
+      "  modelreg predict fraud --csv new.csv -o scores.csv\n  modelreg predict fraud@3 --csv new.csv --json",
+      [](const Globals& globals, const PredictArgs& a) {
+        return cmd_predict(globals, a.ref, a.csv, a.output, a.target);
+      });
+  cmd->add_option("REF", a->ref, "Version (default: the active one)")->required();
+  cmd->add_option("--csv", a->csv, "Rows to score; columns by name, the target column is ignored")->required();
+  cmd->add_option("-o,--output", a->output, "Write here instead of stdout");
+  cmd->add_option("--target", a->target, "Label column to ignore (default: the one recorded by train)");
+}
+
+}  // namespace modelreg::cli

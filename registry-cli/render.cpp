@@ -1,0 +1,227 @@
+#include "render.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <chrono>
+#include <ctime>
+#include <functional>
+#include <map>
+#include <set>
+#include <variant>
+
+#include <fmt/format.h>
+
+namespace modelreg::cli {
+namespace {
+
+// Mermaid node ids allow only letters, digits and underscores.
+std::string mermaid_id(const std::string& ref) {
+  std::string id;
+  for (char c : ref) id += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  return id;
+}
+
+}  // namespace
+
+void print_json(const nlohmann::json& j) { fmt::print("{}\n", j.dump(2)); }
+
+nlohmann::json to_json(const ModelVersion& v) {
+  using nlohmann::json;
+  json features = json::array();
+  for (const auto& f : v.features) features.push_back({{"name", f.name}, {"dtype", f.dtype}});
+  json datasets = json::array();
+  for (const auto& d : v.datasets) {
+    datasets.push_back({{"uri", d.uri}, {"sha256", json_or_null(d.sha256)}, {"role", d.role}});
+  }
+  json parents = json::array();
+  for (const auto& [id, relation] : v.parents) {
+    parents.push_back({{"ref", id.to_string()}, {"model", id.model}, {"version", id.number}, {"relation", relation}});
+  }
+  return json{{"ref", v.ref_string()},
+              {"model", v.id.model},
+              {"version", v.id.number},
+              {"label", json_or_null(v.label)},
+              {"status", v.status == VersionStatus::archived ? "archived" : "ready"},
+              {"active", v.active},
+              {"format", v.format},
+              {"type_name", v.type_name},
+              {"notes", v.notes},
+              {"created_at", v.created_at},
+              {"created_by", v.created_by},
+              {"blob",
+               {{"sha256", v.blob.sha256},
+                {"raw_size", v.blob.raw_size},
+                {"stored_size", v.blob.stored_size},
+                {"ratio", v.blob.ratio()},
+                {"codec", v.blob.codec},
+                {"level", v.blob.level},
+                {"chunk_count", v.blob.chunk_count}}},
+              {"metrics", v.metrics},
+              {"params", v.params},
+              {"features", features},
+              {"tags", v.tags},
+              {"datasets", datasets},
+              {"parents", parents},
+              {"signature", v.signature ? json{{"algorithm", v.signature->algorithm},
+                                               {"key_id", v.signature->key_id},
+                                               {"signed_at", v.signature->signed_at},
+                                               {"signed_by", v.signature->signed_by}}
+                                        : json(nullptr)}};
+}
+
+nlohmann::json to_json(const ModelSummary& m) {
+  using nlohmann::json;
+  return json{{"model", m.name},
+              {"versions", m.version_count},
+              {"active_version", json_or_null(m.active_version)},
+              {"latest_version", json_or_null(m.latest_version)},
+              {"created_at", m.created_at}};
+}
+
+nlohmann::json to_json(const Event& e) {
+  using nlohmann::json;
+  return json{{"id", e.id},           {"model", e.model},        {"kind", e.kind},   {"version", json_or_null(e.version)},
+              {"from_version", json_or_null(e.from_version)}, {"to_version", json_or_null(e.to_version)}, {"actor", e.actor},
+              {"reason", e.reason},   {"at", e.at},              {"details", e.details}};
+}
+
+nlohmann::json to_json(const LineageEdge& e) {
+  return nlohmann::json{
+      {"child", e.child.to_string()}, {"parent", e.parent.to_string()}, {"relation", e.relation}, {"depth", e.depth}};
+}
+
+nlohmann::json to_json(const Transition& t) {
+  using nlohmann::json;
+  return json{{"model", t.model},
+              {"from_version", json_or_null(t.from_version)},
+              {"to_version", t.to_version}};
+}
+
+nlohmann::json to_json(const SqlValue& v) {
+  using nlohmann::json;
+  if (std::holds_alternative<std::int64_t>(v)) return std::get<std::int64_t>(v);
+  if (std::holds_alternative<double>(v)) return std::get<double>(v);
+  if (std::holds_alternative<std::string>(v)) return std::get<std::string>(v);
+  if (std::holds_alternative<SqlBlob>(v)) return json{{"blob_bytes", std::get<SqlBlob>(v).size}};
+  return nullptr;
+}
+
+void Table::print() const {
+  std::vector<std::size_t> widths;
+  for (const auto& row : rows_) {
+    if (widths.size() < row.size()) widths.resize(row.size(), 0);
+    for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
+  }
+  // A header of empty cells is not printed (tables used only for alignment).
+  const bool headless = std::all_of(rows_[0].begin(), rows_[0].end(), [](const std::string& c) { return c.empty(); });
+  for (std::size_t r = headless ? 1 : 0; r < rows_.size(); ++r) {
+    const auto& row = rows_[r];
+    std::string line;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
+    }
+    while (!line.empty() && line.back() == ' ') line.pop_back();
+    fmt::print("{}\n", line);
+  }
+}
+
+std::string human_bytes(std::uint64_t bytes) {
+  if (bytes < 1024) return fmt::format("{} B", bytes);
+  const char* units[] = {"KiB", "MiB", "GiB", "TiB"};
+  double v = static_cast<double>(bytes) / 1024.0;
+  int u = 0;
+  while (v >= 1024.0 && u < 3) {
+    v /= 1024.0;
+    ++u;
+  }
+  return fmt::format("{:.1f} {}", v, units[u]);
+}
+
+std::string format_number(double value) { return fmt::format("{}", value); }
+
+std::string number_or_dash(const std::optional<std::int64_t>& n) { return n ? std::to_string(*n) : "-"; }
+
+std::string utc_timestamp_now() {
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec);
+}
+
+std::string status_word(const ModelVersion& v) {
+  return v.active ? "active" : v.status == VersionStatus::archived ? "archived" : "ready";
+}
+
+std::string version_line(const ModelVersion& v) {
+  return fmt::format("{}{}{}", v.ref_string(), v.label ? " (" + *v.label + ")" : std::string(),
+                     v.active ? " [active]" : v.status == VersionStatus::archived ? " [archived]" : "");
+}
+
+std::vector<std::string> ref_strings(const std::vector<VersionId>& ids) {
+  std::vector<std::string> out;
+  out.reserve(ids.size());
+  for (const auto& id : ids) out.push_back(id.to_string());
+  return out;
+}
+
+std::string sql_cell_text(const SqlValue& v) {
+  if (std::holds_alternative<std::int64_t>(v)) return std::to_string(std::get<std::int64_t>(v));
+  if (std::holds_alternative<double>(v)) return format_number(std::get<double>(v));
+  if (std::holds_alternative<std::string>(v)) return std::get<std::string>(v);
+  if (std::holds_alternative<SqlBlob>(v)) return fmt::format("<blob {} bytes>", std::get<SqlBlob>(v).size);
+  return "";
+}
+
+std::string csv_quote(const std::string& s) {
+  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"') out += '"';
+    out += c;
+  }
+  return out + "\"";
+}
+
+void print_lineage_tree(const std::string& root, const std::vector<LineageEdge>& edges, bool up) {
+  std::map<std::string, std::vector<std::pair<std::string, std::string>>> next;  // node -> (neighbour, relation)
+  for (const auto& e : edges) {
+    if (up) next[e.child.to_string()].emplace_back(e.parent.to_string(), e.relation);
+    else next[e.parent.to_string()].emplace_back(e.child.to_string(), e.relation);
+  }
+  for (auto& [_, list] : next) std::sort(list.begin(), list.end());
+  std::set<std::string> shown;
+  std::function<void(const std::string&, const std::string&)> walk = [&](const std::string& node,
+                                                                          const std::string& prefix) {
+    const auto it = next.find(node);
+    if (it == next.end()) return;
+    for (std::size_t i = 0; i < it->second.size(); ++i) {
+      const auto& [other, relation] = it->second[i];
+      const bool last = i + 1 == it->second.size();
+      const bool repeat = !shown.insert(other).second;
+      fmt::print("{}{}{} ({}){}\n", prefix, last ? "└─ " : "├─ ", other, relation, repeat ? " (see above)" : "");
+      if (!repeat) walk(other, prefix + (last ? "   " : "│  "));
+    }
+  };
+  fmt::print("{}\n", root);
+  walk(root, "");
+}
+
+void print_lineage_dot(const std::string& root, const std::vector<LineageEdge>& edges) {
+  fmt::print("digraph lineage {{\n  rankdir=BT;\n  \"{}\" [style=bold];\n", root);
+  for (const auto& e : edges) {
+    fmt::print("  \"{}\" -> \"{}\" [label=\"{}\"];\n", e.child.to_string(), e.parent.to_string(), e.relation);
+  }
+  fmt::print("}}\n");
+}
+
+void print_lineage_mermaid(const std::string& root, const std::vector<LineageEdge>& edges) {
+  fmt::print("graph BT\n  {}[\"{}\"]\n", mermaid_id(root), root);
+  for (const auto& e : edges) {
+    fmt::print("  {}[\"{}\"] -->|{}| {}[\"{}\"]\n", mermaid_id(e.child.to_string()), e.child.to_string(), e.relation,
+               mermaid_id(e.parent.to_string()), e.parent.to_string());
+  }
+}
+
+}  // namespace modelreg::cli

@@ -1,0 +1,70 @@
+// How modelreg shows things: the JSON shapes documented in README.md ("JSON output"), aligned
+// tables, sizes, numbers and times as text, one-line version summaries and lineage graphs.
+//
+// Everything prints to stdout unless it says otherwise.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "modelreg/registry.hpp"
+
+namespace modelreg::cli {
+
+// Indented by 2, with a final newline.
+void print_json(const nlohmann::json& j);
+
+// The value, or JSON null when there is none.
+template <class T>
+nlohmann::json json_or_null(const std::optional<T>& value) {
+  return value ? nlohmann::json(*value) : nlohmann::json(nullptr);
+}
+
+nlohmann::json to_json(const ModelVersion& v);
+nlohmann::json to_json(const ModelSummary& m);
+nlohmann::json to_json(const Event& e);
+nlohmann::json to_json(const LineageEdge& e);
+nlohmann::json to_json(const Transition& t);
+nlohmann::json to_json(const SqlValue& v);  // a blob as {"blob_bytes": size}
+
+// Columns padded to their widest cell; the first row is the header, not printed when all its
+// cells are empty (a table used only for alignment).
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
+  void add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  std::size_t size() const { return rows_.size() - 1; }
+  void print() const;
+
+ private:
+  std::vector<std::vector<std::string>> rows_;
+};
+
+std::string human_bytes(std::uint64_t bytes);                  // 512 B, 1.5 MiB
+std::string format_number(double value);                       // shortest text that reads back as the same double
+std::string number_or_dash(const std::optional<std::int64_t>& n);  // "-" when absent
+std::string utc_timestamp_now();                               // 2026-11-29T06:07:15Z
+
+// "active", "archived" or "ready".
+std::string status_word(const ModelVersion& v);
+// fraud@3 (v1.2.0) [active]
+std::string version_line(const ModelVersion& v);
+// "fraud@3" for each.
+std::vector<std::string> ref_strings(const std::vector<VersionId>& ids);
+
+// A SQL value as CSV and table cells show it: empty for NULL, a blob as "<blob N bytes>".
+std::string sql_cell_text(const SqlValue& v);
+// Quoted (with doubled quotes) only when it holds a comma, quote or line break.
+std::string csv_quote(const std::string& s);
+
+// The lineage edges around `root`: as a tree drawn from root towards parents (`up`) or children,
+// each node shown once ("(see above)" on a repeat); as Graphviz dot; as a Mermaid flowchart.
+void print_lineage_tree(const std::string& root, const std::vector<LineageEdge>& edges, bool up);
+void print_lineage_dot(const std::string& root, const std::vector<LineageEdge>& edges);
+void print_lineage_mermaid(const std::string& root, const std::vector<LineageEdge>& edges);
+
+}  // namespace modelreg::cli

@@ -1,10 +1,6 @@
 // The modelreg command, end to end: every command and option on a temporary database, --json
 // parsed and checked, and the bad inputs — each gives the documented error and exit status and
 // leaves the database exactly as it was.
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <fstream>
 #include <sstream>
 
@@ -15,6 +11,7 @@
 #include "modelreg/checksum.hpp"
 #include "modelreg/labeled_data.hpp"
 #include "modelreg/training.hpp"
+#include "process_harness.hpp"
 #include "test_support.hpp"
 
 using nlohmann::json;
@@ -72,31 +69,21 @@ struct Cli {
   std::filesystem::path db = dir / "reg.db";
   std::map<std::string, std::string> env;  // set in the child for the next commands
 
+  // modelreg ARGS in `dir`, with $MODELREG_DB and $MODELREG_SIGNING_KEY unset unless `env` sets them.
   Result run(std::vector<std::string> args, bool with_db = true) {
-    static const char* bin = std::getenv("MODELREG_BIN");
-    REQUIRE(bin != nullptr);
     if (with_db) args.insert(args.begin(), {"--db", db.string()});
-    const auto out = dir / "stdout", err = dir / "stderr";
-    pid_t pid = ::fork();
-    REQUIRE(pid >= 0);
-    if (pid == 0) {
-      int o = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      int e = ::open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(o, 1);
-      ::dup2(e, 2);
-      ::unsetenv("MODELREG_DB");
-      ::unsetenv("MODELREG_SIGNING_KEY");
-      for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
-      if (::chdir(dir.path().c_str()) != 0) ::_exit(127);
-      std::vector<char*> argv{const_cast<char*>(bin)};
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(bin, argv.data());
-      ::_exit(127);
-    }
-    int status = 0;
-    ::waitpid(pid, &status, 0);
-    return Result{WIFEXITED(status) ? WEXITSTATUS(status) : -1, slurp(out), slurp(err)};
+    test::Command command{.args = {test::modelreg_binary()},
+                          .env = {{"MODELREG_DB", std::nullopt}, {"MODELREG_SIGNING_KEY", std::nullopt}},
+                          .cwd = dir.path(),
+                          .capture_out = true,
+                          .capture_err = true};
+    command.args.insert(command.args.end(), args.begin(), args.end());
+    for (const auto& [k, v] : env) command.env[k] = v;
+    const test::CommandResult r = test::run_command(command);
+    INFO("modelreg ", fmt::format("{}", fmt::join(args, " ")));
+    REQUIRE(r.start_error.empty());
+    REQUIRE_FALSE(r.timed_out);
+    return Result{r.status, r.out, r.err};
   }
 
   Result ok(const std::vector<std::string>& args) {
@@ -405,12 +392,12 @@ TEST_CASE_FIXTURE(Cli, "bad inputs give the documented error and status and chan
   refused({"register", "fraud", "--file", (dir / "m1.bin").string(), "--label", "v1.0.0"}, 1, "already taken");
   refused({"register", "fraud", "--file", (dir / "m1.bin").string(), "--level", "42"}, 1, "level 42 is out of range");
   refused({"register", "fraud", "--file", (dir / "m1.bin").string(), "--parent", "fraud@9"}, 1, "no version 9");
-  refused({"register", "-bad", "--file", (dir / "m1.bin").string()}, 2, "");
+  refused({"register", "-bad", "--file", (dir / "m1.bin").string()}, 2, "NAME is required");  // an option, not a name
   refused({"register", "fraud"}, 2, "--file is required");
   refused({"rollback", "ghost"}, 1, "does not exist");
   refused({"list", "--where", "f1>=0.8"}, 2, "give its NAME");
   refused({"list", "fraud", "--where", "f1>>0.8"}, 2, "metric condition");
-  refused({"bogus"}, 2, "");
+  refused({"bogus"}, 2, "subcommand");
   refused({}, 2, "subcommand");
 
   // A file that is not SQLite, and a database that does not exist, for a read command.

@@ -9,9 +9,6 @@
 // registrations made, the server failed no request, and the database passes its integrity checks.
 //
 // Default: 12 s of load. MODELREG_FAULT_SECONDS=N runs N seconds.
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -28,6 +25,7 @@
 
 #include "modelreg/training.hpp"
 #include "model_test_support.hpp"
+#include "process_harness.hpp"
 #include "test_support.hpp"
 
 using nlohmann::json;
@@ -35,12 +33,6 @@ using namespace modelreg;
 using Clock = std::chrono::steady_clock;
 
 namespace {
-
-const char* binary() {
-  static const char* bin = std::getenv("MODELREG_BIN");
-  REQUIRE(bin != nullptr);
-  return bin;
-}
 
 std::chrono::seconds load_duration() {
   const char* env = std::getenv("MODELREG_FAULT_SECONDS");
@@ -55,30 +47,21 @@ std::string read_file(const std::filesystem::path& path) {
 }
 
 // Runs the modelreg command to completion (in a worker process: no doctest here). stdout goes to
-// /dev/null, stderr is appended to `log`. Returns the exit status (-1 when killed by a signal).
-int run_modelreg(const std::vector<std::string>& args, const std::filesystem::path& log) {
-  const pid_t pid = ::fork();
-  if (pid < 0) return -1;
-  if (pid == 0) {
-    const int null = ::open("/dev/null", O_WRONLY);
-    const int err = ::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    ::dup2(null, 1);
-    ::dup2(err, 2);
-    std::vector<char*> argv{const_cast<char*>(binary())};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    ::execv(binary(), argv.data());
-    ::_exit(127);
-  }
-  int status = 0;
-  ::waitpid(pid, &status, 0);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+// /dev/null, stderr is appended to `log`. Returns the exit status (-1 when killed by a signal, or
+// when it overran its 120 s deadline or could not start: both said in `log`).
+int run_modelreg(const std::string& binary, const std::vector<std::string>& args, const std::filesystem::path& log) {
+  test::Command command{.args = {binary}, .err_file = log, .deadline = std::chrono::seconds(120)};
+  command.args.insert(command.args.end(), args.begin(), args.end());
+  const test::CommandResult r = test::run_command(command);
+  if (r.timed_out) std::ofstream(log, std::ios::app) << "modelreg did not finish within 120 s: killed\n";
+  if (!r.start_error.empty()) std::ofstream(log, std::ios::app) << r.start_error << "\n";
+  return r.status;
 }
 
 // A worker process's view of its own log: failures are appended with what was being done.
 class WorkerLog {
  public:
-  explicit WorkerLog(std::filesystem::path path) : path_(std::move(path)) {}
+  explicit WorkerLog(std::filesystem::path path) : path_(std::move(path)), binary_(test::modelreg_binary()) {}
   const std::filesystem::path& path() const { return path_; }
   void failure(const std::string& what) {
     std::ofstream(path_, std::ios::app) << "FAILED: " << what << "\n";
@@ -86,13 +69,14 @@ class WorkerLog {
   }
   // Runs the command; a non-zero exit is a failure.
   void command(const std::vector<std::string>& args) {
-    const int status = run_modelreg(args, path_);
+    const int status = run_modelreg(binary_, args, path_);
     if (status != 0) failure(fmt::format("modelreg {} exited {}", fmt::join(args, " "), status));
   }
   int failures() const { return failures_; }
 
  private:
   std::filesystem::path path_;
+  std::string binary_;
   int failures_ = 0;
 };
 
@@ -101,55 +85,6 @@ struct Counts {
   int fraud = 0;
   int opaque = 0;
   int operations = 0;
-};
-
-// A `modelreg serve` child process; stopped with SIGTERM when the object dies.
-class ServerProcess {
- public:
-  ServerProcess(const std::filesystem::path& db, const std::string& model, const std::filesystem::path& log) {
-    int out[2];
-    REQUIRE(::pipe(out) == 0);
-    pid_ = ::fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      ::dup2(out[1], 1);
-      const int err = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(err, 2);
-      ::close(out[0]);
-      const std::string db_arg = db.string();
-      std::vector<const char*> argv{binary(), "--db", db_arg.c_str(), "serve", model.c_str(), "--port", "0",
-                                    "--poll-ms", "20", nullptr};
-      ::execv(binary(), const_cast<char* const*>(argv.data()));
-      ::_exit(127);
-    }
-    ::close(out[1]);
-    // The first line says where it listens: "listening on http://127.0.0.1:PORT ...".
-    std::string line;
-    char c;
-    while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
-    ::close(out[0]);
-    INFO(line);
-    const auto colon = line.find("127.0.0.1:");
-    REQUIRE(colon != std::string::npos);
-    port_ = std::stoi(line.substr(colon + 10));
-  }
-  ~ServerProcess() {
-    if (pid_ > 0) stop();
-  }
-  ServerProcess(const ServerProcess&) = delete;
-  ServerProcess& operator=(const ServerProcess&) = delete;
-  int port() const { return port_; }
-  int stop() {
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
 };
 
 json get_json(httplib::Client& c, const std::string& path) {
@@ -319,25 +254,11 @@ pid_t spawn_worker(const int gun[2], const std::filesystem::path& dir, const std
   return pid;
 }
 
-// Waits for a worker, killing it when it overstays `deadline`; returns its exit status.
-int wait_worker(pid_t pid, Clock::time_point deadline) {
-  int status = 0;
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (Clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      return -2;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
 }  // namespace
 
 TEST_CASE("4 writers, 4 readers and a server on one database: no errors, unique numbers, no failed request") {
   Setup s;
-  ServerProcess server(s.db, "fraud", s.dir / "serve.log");
+  test::ServerProcess server(s.db, "fraud", s.dir / "serve.log");
   {
     httplib::Client c("127.0.0.1", server.port());
     const auto until = Clock::now() + std::chrono::seconds(30);
@@ -416,7 +337,7 @@ TEST_CASE("4 writers, 4 readers and a server on one database: no errors, unique 
   Counts total;
   for (const auto& w : workers) {
     CAPTURE(w.name);
-    const int status = wait_worker(w.pid, overstay);
+    const int status = test::wait_or_kill(w.pid, overstay);
     const std::string log = read_file(s.dir / (w.name + ".log"));
     INFO(log);
     CHECK(status == 0);

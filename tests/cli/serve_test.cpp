@@ -1,10 +1,6 @@
 // `modelreg serve`, end to end: a real server process on 127.0.0.1 (a free port), real HTTP
 // clients, promotions from other processes.
-#include <fcntl.h>
 #include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <atomic>
 #include <fstream>
@@ -19,6 +15,7 @@
 
 #include "modelreg/training.hpp"
 #include "model_test_support.hpp"
+#include "process_harness.hpp"
 #include "test_support.hpp"
 
 using nlohmann::json;
@@ -26,91 +23,14 @@ using namespace modelreg;
 
 namespace {
 
-const char* binary() {
-  static const char* bin = std::getenv("MODELREG_BIN");
-  REQUIRE(bin != nullptr);
-  return bin;
+using test::modelreg;
+using test::ServerProcess;
+
+// The server's options in these tests: a 100 kB request limit unless told otherwise.
+std::vector<std::string> serve_options(const std::string& max_body = "100000", std::vector<std::string> extra = {}) {
+  extra.insert(extra.begin(), {"--max-body-bytes", max_body});
+  return extra;
 }
-
-// Runs the modelreg command to completion; returns its exit status. posix_spawn (vfork-like, no
-// page-table copy) rather than fork: this process has client threads hammering the server, and a
-// fork of a large multi-threaded process (under ASan especially) stalls them.
-int modelreg(const std::vector<std::string>& args) {
-  std::vector<char*> argv{const_cast<char*>(binary())};
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, binary(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  REQUIRE(rc == 0);
-  // A command that should finish but hangs (a server that should have refused to start) fails
-  // the test after a deadline instead of hanging it.
-  int status = 0;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (::waitpid(pid, &status, WNOHANG) == 0) {
-    if (std::chrono::steady_clock::now() > deadline) {
-      ::kill(pid, SIGKILL);
-      ::waitpid(pid, &status, 0);
-      FAIL("modelreg ", fmt::format("{}", fmt::join(args, " ")), " did not finish within 60 s");
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-}
-
-// A `modelreg serve` child process; stopped with SIGTERM when the object dies.
-class ServerProcess {
- public:
-  ServerProcess(const std::filesystem::path& db, const std::string& model, const std::filesystem::path& log,
-                std::string max_body = "100000", std::vector<std::string> extra = {}) {
-    int out[2];
-    REQUIRE(::pipe(out) == 0);
-    pid_ = ::fork();
-    REQUIRE(pid_ >= 0);
-    if (pid_ == 0) {
-      ::dup2(out[1], 1);
-      int err = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      ::dup2(err, 2);
-      ::close(out[0]);
-      const std::string db_arg = db.string();
-      std::vector<const char*> argv{binary(), "--db", db_arg.c_str(), "serve", model.c_str(), "--port", "0",
-                                    "--poll-ms", "20", "--max-body-bytes", max_body.c_str()};
-      for (const auto& e : extra) argv.push_back(e.c_str());
-      argv.push_back(nullptr);
-      ::execv(binary(), const_cast<char* const*>(argv.data()));
-      ::_exit(127);
-    }
-    ::close(out[1]);
-    // The first line says where it listens: "listening on http://127.0.0.1:PORT ...".
-    std::string line;
-    char c;
-    while (::read(out[0], &c, 1) == 1 && c != '\n') line += c;
-    ::close(out[0]);
-    INFO(line);
-    const auto colon = line.find("127.0.0.1:");
-    REQUIRE(colon != std::string::npos);
-    port_ = std::stoi(line.substr(colon + 10));
-  }
-  ~ServerProcess() {
-    if (pid_ > 0) stop();
-  }
-  int port() const { return port_; }
-  // A stop signal, then the exit status.
-  int stop(int signal = SIGTERM) {
-    ::kill(pid_, signal);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-  int port_ = 0;
-};
 
 struct Fixture {
   test::TempDir dir;
@@ -165,7 +85,7 @@ json wait_status(httplib::Client& c, const std::function<bool(const json&)>& don
 }  // namespace
 
 TEST_CASE_FIXTURE(Fixture, "the server is not ready until a promotion, then answers every endpoint") {
-  ServerProcess server(db, "fraud", dir / "serve.log");
+  ServerProcess server(db, "fraud", dir / "serve.log", serve_options());
   httplib::Client c("127.0.0.1", server.port());
   int status = 0;
   CHECK(get_json(c, "/v2/health/live", &status)["live"] == true);
@@ -234,7 +154,7 @@ TEST_CASE_FIXTURE(Fixture, "the server is not ready until a promotion, then answ
 
 TEST_CASE_FIXTURE(Fixture, "bad requests get a 4xx JSON error naming the problem and the server keeps serving") {
   REQUIRE(modelreg({"--db", db.string(), "promote", "fraud@1"}) == 0);
-  ServerProcess server(db, "fraud", dir / "serve.log");
+  ServerProcess server(db, "fraud", dir / "serve.log", serve_options());
   httplib::Client c("127.0.0.1", server.port());
   wait_status(c, [](const json& s) { return s["serving_version"] == 1; });
   const std::string ten_zeros = "[0,0,0,0,0,0,0,0,0,0]";
@@ -276,7 +196,7 @@ TEST_CASE_FIXTURE(Fixture, "bad requests get a 4xx JSON error naming the problem
 
 TEST_CASE_FIXTURE(Fixture, "zero failed requests while another process promotes back and forth 100 times") {
   REQUIRE(modelreg({"--db", db.string(), "promote", "fraud@1"}) == 0);
-  ServerProcess server(db, "fraud", dir / "serve.log");
+  ServerProcess server(db, "fraud", dir / "serve.log", serve_options());
   httplib::Client control("127.0.0.1", server.port());
   wait_status(control, [](const json& s) { return s["serving_version"] == 1; });
 
@@ -365,7 +285,7 @@ TEST_CASE_FIXTURE(Fixture, "zero failed requests while another process promotes 
 
 TEST_CASE_FIXTURE(Fixture, "a promoted version that fails to load or validate never replaces the serving one") {
   REQUIRE(modelreg({"--db", db.string(), "promote", "fraud@1"}) == 0);
-  ServerProcess server(db, "fraud", dir / "serve.log");
+  ServerProcess server(db, "fraud", dir / "serve.log", serve_options());
   httplib::Client c("127.0.0.1", server.port());
   wait_status(c, [](const json& s) { return s["serving_version"] == 1; });
   {
@@ -409,13 +329,13 @@ TEST_CASE_FIXTURE(Fixture, "serve refuses a missing database, an unknown option 
   CHECK(modelreg({"--db", db.string(), "serve", "fraud", "--port", "70000"}) == 1);
   CHECK(modelreg({"--db", db.string(), "serve", "bad name"}) == 2);
   CHECK(modelreg({"--db", db.string(), "serve", "fraud", "--bogus"}) == 2);
-  ServerProcess first(db, "fraud", dir / "first.log");
+  ServerProcess first(db, "fraud", dir / "first.log", serve_options());
   CHECK(modelreg({"--db", db.string(), "serve", "fraud", "--port", std::to_string(first.port())}) == 1);
 }
 
 TEST_CASE_FIXTURE(Fixture, "SIGINT lets a request in flight finish, then the server exits 0") {
   REQUIRE(modelreg({"--db", db.string(), "promote", "fraud@1"}) == 0);
-  ServerProcess server(db, "fraud", dir / "serve.log", "50000000");
+  ServerProcess server(db, "fraud", dir / "serve.log", serve_options("50000000"));
   httplib::Client c("127.0.0.1", server.port());
   wait_status(c, [](const json& s) { return s["serving_version"] == 1; });
   // A large batch keeps the server busy while the signal arrives.
@@ -450,7 +370,7 @@ TEST_CASE_FIXTURE(Fixture, "a server with a signing key keeps serving the signed
   REQUIRE(modelreg({"keygen", key}) == 0);
   REQUIRE(modelreg({"--db", db.string(), "sign", "fraud@1", "--signing-key", key}) == 0);
   REQUIRE(modelreg({"--db", db.string(), "promote", "fraud@1", "--signing-key", key}) == 0);
-  ServerProcess server(db, "fraud", dir / "serve.log", "100000", {"--signing-key", key});
+  ServerProcess server(db, "fraud", dir / "serve.log", serve_options("100000", {"--signing-key", key}));
   httplib::Client c("127.0.0.1", server.port());
   wait_status(c, [](const json& s) { return s["serving_version"] == 1; });
 

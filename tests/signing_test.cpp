@@ -46,27 +46,56 @@ struct Fixture {
     return reg.save_model(*m, spec, data.test.x);
   }
 
-  // Tampering as someone with write access to the file would: the immutability triggers first.
+  // fraud@1; fraud@2 with every signed field filled in (label, notes, a parent, hyperparameters,
+  // typed features, metrics, data sets with and without a checksum, the probe); fraud@3 without a
+  // parent. All signed with kKeyA.
+  void save_three() {
+    save(kKeyA);
+    {
+      Registry reg(db, with_key(kKeyA));
+      auto m = train_model("logistic_regression", data.train, {{"C", "0.5"}});
+      NewVersion spec;
+      spec.model = "fraud";
+      spec.label = "v2";
+      spec.notes = "retrained on more data";
+      spec.metrics = {{"auc", 0.93}, {"f1", 0.81}};
+      spec.parents = {{ModelRef::parse("fraud@1"), "retrained_from"}};
+      for (const auto& name : data.train.feature_names) spec.features.push_back({name, "float64"});
+      spec.datasets = {{"s3://bucket/train.csv", std::string(64, 'a'), "train"},
+                       {"s3://bucket/test.csv", std::nullopt, "test"}};
+      reg.save_model(*m, spec, data.test.x);
+    }
+    save(kKeyA, 0.9);
+  }
+
+  // Tampering as someone with write access to the file would: first the triggers that seal a
+  // committed version's rows (immutable, sealed against inserts, kept against deletes), then the
+  // edit, which must change at least one row.
   void tamper(const std::string& sql) {
     auto d = test::raw(db);
-    for (const char* t : {"versions_immutable", "metrics_immutable", "blobs_immutable", "features_immutable",
-                          "probes_immutable", "datasets_immutable"}) {
-      d.exec(fmt::format("DROP TRIGGER IF EXISTS {}", t));
-    }
-    d.exec(sql);
+    std::vector<std::string> seals;
+    SQLite::Statement q(d, "SELECT name FROM sqlite_master WHERE type = 'trigger' AND (name GLOB '*_immutable' OR "
+                           "name GLOB '*_sealed' OR name GLOB '*_kept') AND name NOT GLOB 'signatures_*'");
+    while (q.executeStep()) seals.push_back(q.getColumn(0).getString());
+    for (const auto& t : seals) d.exec(fmt::format("DROP TRIGGER {}", t));
+    INFO(sql);
+    REQUIRE(d.exec(sql) >= 1);
   }
 
   // What a refusal must leave untouched.
   std::string snapshot() {
     auto d = test::raw(db, false);
-    return fmt::format("{}|{}|{}", d.execAndGet("SELECT count(*) FROM events").getInt64(),
+    return fmt::format("{}|{}|{}|{}", d.execAndGet("SELECT count(*) FROM events").getInt64(),
                        d.execAndGet("SELECT group_concat(number) FROM versions WHERE is_active = 1").getString(),
+                       d.execAndGet("SELECT group_concat(number || status) FROM versions").getString(),
                        d.execAndGet("SELECT count(*) FROM signatures").getInt64());
   }
 
   // Every way of using `ref` through a registry holding `key` fails with validation_failed and a
-  // message containing `needle`, and the database is unchanged.
-  void refused(const std::optional<std::string>& key, const std::string& ref_text, const std::string& needle) {
+  // message containing `needle` (or, for the uses named in `needle_for`, that needle), and the
+  // database is unchanged.
+  void refused(const std::optional<std::string>& key, const std::string& ref_text, const std::string& needle,
+               const std::map<std::string, std::string>& needle_for = {}) {
     Registry reg(db, with_key(key));
     const ModelRef ref = ModelRef::parse(ref_text);
     const std::string before = snapshot();
@@ -78,11 +107,12 @@ struct Fixture {
         {"verify", [&] { reg.verify(ref); }},
     };
     for (const auto& [what, use] : uses) {
-      CAPTURE(what);
+      INFO("use: ", std::string(what));
       CHECK(code_of(use) == Errc::validation_failed);
       const std::string message = message_of(use);
+      INFO("message: ", message);
       CHECK(contains(message, ref_text));
-      CHECK(contains(message, needle));
+      CHECK(contains(message, needle_for.contains(what) ? needle_for.at(what) : needle));
     }
     CHECK_FALSE(std::filesystem::exists(dir / "out.bin"));
     CHECK(snapshot() == before);
@@ -143,22 +173,89 @@ TEST_CASE_FIXTURE(Fixture, "wrong key: refused naming both keys; a signature nev
 }
 
 TEST_CASE_FIXTURE(Fixture, "tampered metadata: every immutable field is covered by the signature") {
-  const std::vector<std::pair<const char*, std::string>> edits = {
-      {"notes", "UPDATE versions SET notes = 'approved by risk' WHERE number = 1"},
-      {"created_by", "UPDATE versions SET created_by = 'mallory' WHERE number = 1"},
-      {"type", "UPDATE versions SET type_name = 'random_forest' WHERE number = 1"},
-      {"metric", "UPDATE metrics SET value = 0.99 WHERE name = 'auc'"},
-      {"feature", "UPDATE features SET name = 'renamed' WHERE position = 0"},
-      {"dataset", "UPDATE datasets SET uri = 's3://elsewhere/train.csv'"},
-      {"probe", "UPDATE probes SET outputs = zeroblob(length(outputs))"},
+  // One edit of fraud@2 per field of the signed message (lib/src/store/signing.cpp,
+  // signing_message): each column of each section, and rows added to or removed from a section.
+  const std::string v2 = "(SELECT id FROM versions WHERE number = 2)";
+  const std::string v3 = "(SELECT id FROM versions WHERE number = 3)";
+  struct Edit {
+    const char* what;
+    std::string sql;
+    const char* ref = "fraud@2";  // the edit may rename the version
+    bool only_this_version = true;  // false: the edit changes every version's message
+    std::map<std::string, std::string> needle_for = {};  // uses refused by an earlier check
   };
-  for (const auto& [what, sql] : edits) {
-    CAPTURE(what);
+  const std::vector<Edit> edits = {
+      // The version row and its blob's row.
+      {"model name", "UPDATE models SET name = 'fraud2' WHERE name = 'fraud'", "fraud2@2", false},
+      {"number", "UPDATE versions SET number = 9 WHERE number = 2", "fraud@9"},
+      {"label", "UPDATE versions SET label = 'v9' WHERE number = 2"},
+      {"label removed", "UPDATE versions SET label = NULL WHERE number = 2"},
+      // load_model compares the format with its own before it reads the signature: also a refusal.
+      {"format", "UPDATE versions SET format = 'onnx' WHERE number = 2", "fraud@2", true,
+       {{"load_model", "validation failed at the format check"}}},
+      {"type", "UPDATE versions SET type_name = 'random_forest' WHERE number = 2"},
+      {"feature count", "UPDATE versions SET feature_count = feature_count + 1 WHERE number = 2"},
+      {"notes", "UPDATE versions SET notes = 'approved by risk' WHERE number = 2"},
+      {"created_at", "UPDATE versions SET created_at = '2020-01-01T00:00:00.000Z' WHERE number = 2"},
+      {"created_by", "UPDATE versions SET created_by = 'mallory' WHERE number = 2"},
+      {"blob size", "UPDATE blobs SET raw_size = raw_size + 1 WHERE id = (SELECT blob_id FROM versions WHERE number = 2)"},
+      // (The blob's checksum and the blob itself: the next test case.)
+      {"metric value", "UPDATE metrics SET value = 0.99 WHERE version_id = " + v2 + " AND name = 'auc'"},
+      {"metric name", "UPDATE metrics SET name = 'roc_auc' WHERE version_id = " + v2 + " AND name = 'auc'"},
+      {"metric added", "INSERT INTO metrics(version_id, name, value) VALUES (" + v2 + ", 'precision', 0.99)"},
+      {"metric removed", "DELETE FROM metrics WHERE version_id = " + v2 + " AND name = 'f1'"},
+      {"param value", "UPDATE params SET value = '1000' WHERE version_id = " + v2 + " AND name = 'C'"},
+      {"param name", "UPDATE params SET name = 'lambda' WHERE version_id = " + v2 + " AND name = 'C'"},
+      {"param added", "INSERT INTO params(version_id, name, value) VALUES (" + v2 + ", 'penalty', 'l1')"},
+      {"param removed", "DELETE FROM params WHERE version_id = " + v2 + " AND name = 'C'"},
+      {"feature name", "UPDATE features SET name = 'renamed' WHERE version_id = " + v2 + " AND position = 0"},
+      {"feature dtype", "UPDATE features SET dtype = 'int32' WHERE version_id = " + v2 + " AND position = 0"},
+      {"feature position", "UPDATE features SET position = 100 WHERE version_id = " + v2 + " AND position = 0"},
+      {"feature removed", "DELETE FROM features WHERE version_id = " + v2 + " AND position = 0"},
+      {"lineage relation", "UPDATE lineage SET relation = 'fine_tuned_from' WHERE child_id = " + v2},
+      {"lineage parent", "UPDATE lineage SET parent_id = " + v3 + " WHERE child_id = " + v2},
+      {"lineage added", "INSERT INTO lineage(child_id, parent_id, relation) VALUES (" + v2 + ", " + v3 + ", 'derived_from')"},
+      {"lineage removed", "DELETE FROM lineage WHERE child_id = " + v2},
+      {"dataset uri", "UPDATE datasets SET uri = 's3://elsewhere/train.csv' WHERE version_id = " + v2 + " AND role = 'train'"},
+      {"dataset checksum", "UPDATE datasets SET sha256 = '" + std::string(64, 'b') + "' WHERE version_id = " + v2 +
+                               " AND role = 'train'"},
+      {"dataset checksum removed", "UPDATE datasets SET sha256 = NULL WHERE version_id = " + v2 + " AND role = 'train'"},
+      {"dataset role", "UPDATE datasets SET role = 'validation' WHERE version_id = " + v2 + " AND role = 'test'"},
+      {"dataset added", "INSERT INTO datasets(version_id, uri, sha256, role) VALUES (" + v2 +
+                            ", 's3://bucket/extra.csv', NULL, 'train')"},
+      {"dataset removed", "DELETE FROM datasets WHERE version_id = " + v2 + " AND role = 'test'"},
+      {"probe outputs", "UPDATE probes SET outputs = zeroblob(length(outputs)) WHERE version_id = " + v2},
+      {"probe inputs", "UPDATE probes SET inputs = zeroblob(length(inputs)) WHERE version_id = " + v2},
+      {"probe rows", "UPDATE probes SET n_rows = n_rows - 1, inputs = substr(inputs, 1, 8 * (n_rows - 1) * n_features), "
+                     "outputs = substr(outputs, 1, 8 * (n_rows - 1)) WHERE version_id = " + v2},
+      {"probe width", "UPDATE probes SET n_features = n_features - 1, inputs = substr(inputs, 1, 8 * n_rows * "
+                      "(n_features - 1)) WHERE version_id = " + v2},
+      {"probe removed", "DELETE FROM probes WHERE version_id = " + v2},
+  };
+  // Each edit on its own copy of one registry (closed, so the file holds everything).
+  test::TempDir original;
+  db = original / "r.db";
+  save_three();
+  REQUIRE_FALSE(std::filesystem::exists(original / "r.db-wal"));
+  for (const auto& edit : edits) {
+    INFO("edit: ", std::string(edit.what));
     test::TempDir fresh;
     db = fresh / "r.db";
-    save(kKeyA);
-    tamper(sql);
-    refused(kKeyA, "fraud@1", "signature does not verify");
+    std::filesystem::copy_file(original / "r.db", db);
+    CHECK_NOTHROW(Registry(db, with_key(kKeyA)).verify(ModelRef::parse("fraud@2")));  // before the edit
+    tamper(edit.sql);
+    refused(kKeyA, edit.ref, "signature does not verify", edit.needle_for);
+    // The other versions' signatures still verify (a renamed model renames them all: refused too).
+    Registry reg(db, with_key(kKeyA));
+    const auto versions = reg.list_versions(ModelRef::parse(edit.ref).model());
+    CHECK(versions.size() == 3);
+    for (const auto& v : versions) {
+      if (v.ref_string() == edit.ref) continue;
+      CAPTURE(v.ref_string());
+      const auto use = [&] { reg.verify(ModelRef::number(v.id.model, v.id.number)); };
+      if (edit.only_this_version) CHECK_NOTHROW(use());
+      else CHECK(code_of(use) == Errc::validation_failed);
+    }
   }
 }
 

@@ -1,14 +1,22 @@
 #!/usr/bin/env bash
 # modelreg — one script for set-up, build, demonstration and tests.
 #
-#   ./run.sh demo    install what is missing, build, run the demonstration
-#   ./run.sh test    install what is missing, build with -Dwerror=true, run every test
-#                    (then again under AddressSanitizer + UBSan unless MODELREG_SANITIZE=0,
-#                    the watcher tests under ThreadSanitizer unless MODELREG_TSAN=0,
-#                    then each libFuzzer target for 15 s unless MODELREG_FUZZ=0: fuzz/run.sh)
-#   ./run.sh build   install what is missing and build only
+#   ./run.sh demo    install what is missing, build what the demonstration needs (build/), run it
+#   ./run.sh test    install what is missing, build with -Dwerror=true (build/ci) and run every
+#                    functional test: unit, CLI, server, fault suite (about 6 minutes on a fresh
+#                    clone on 2 cores, most of it the build)
+#   ./run.sh deep    the slow passes, after `./run.sh test`: every test again under AddressSanitizer
+#                    + UBSan (build/sanitize), the watcher and server tests under ThreadSanitizer
+#                    (build/tsan), each libFuzzer target for 15 s (build/fuzz, fuzz/run.sh); installs
+#                    clang and libclang-rt-14-dev first. MODELREG_SANITIZE=0, MODELREG_TSAN=0 and
+#                    MODELREG_FUZZ=0 skip a pass. CI (.ci/run) runs test, then deep.
+#   ./run.sh build   install what is missing and build everything (build/)
 #
-# Works on a fresh Debian 12 machine as root or through sudo. The build directory is build/.
+# build/ is a user's build: no -Dwerror, so a compiler's false-positive warning never stops a
+# demonstration. The tests build in their own directory with -Dwerror=true, so switching between
+# demo and test never reconfigures (and rebuilds) either one.
+#
+# Works on a fresh Debian 12 machine as root or through sudo.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -18,12 +26,13 @@ PACKAGES=(
   libboost-serialization-dev libzstd-dev zstd libfmt-dev libssl-dev libxxhash-dev
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev doctest-dev
 )
+DEEP_PACKAGES=(clang libclang-rt-14-dev)  # the fuzz targets: clang and its libFuzzer runtime
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
 install_packages() {
   local missing=()
-  for p in "${PACKAGES[@]}"; do
+  for p in "$@"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
@@ -46,54 +55,82 @@ configure() {  # configure DIR [meson options...]
   fi
 }
 
-build() {
-  # Always -Dwerror=true (as CI): demo and test share build/ without reconfiguring it.
-  configure build -Dwerror=true
-  log "building"
-  ninja -C build -j"$(nproc)"
+# Every target of DIR but the benchmarks (bench/: run by hand, not needed by any test).
+targets_but_benchmarks() {
+  python3 - "$1" <<'PY'
+import json, os, subprocess, sys
+build = os.path.abspath(sys.argv[1])
+bench = os.path.join(os.path.abspath('.'), 'bench') + os.sep
+targets = json.loads(subprocess.check_output(['meson', 'introspect', build, '--targets']))
+for t in targets:
+    if not t['defined_in'].startswith(bench):
+        for f in t['filename']:
+            print(os.path.relpath(f, build))
+PY
+}
+
+# The functional tests: build/ci, -Dwerror=true (as CI), everything but the benchmarks.
+run_tests() {
+  configure build/ci -Dwerror=true
+  log "building with -Dwerror=true (build/ci)"
+  # shellcheck disable=SC2046 # one target a line
+  ninja -C build/ci -j"$(nproc)" $(targets_but_benchmarks build/ci)
+  log "tests"
+  meson test -C build/ci --no-rebuild --print-errorlogs --num-processes "$(nproc)"
+}
+
+run_deep() {
+  if [ "${MODELREG_SANITIZE:-1}" != 0 ]; then
+    log "every test under AddressSanitizer + UndefinedBehaviorSanitizer (build/sanitize)"
+    configure build/sanitize -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
+    ninja -C build/sanitize -j"$(nproc)"
+    ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
+      meson test -C build/sanitize --no-rebuild --print-errorlogs --num-processes "$(nproc)" --timeout-multiplier 3
+  fi
+  if [ "${MODELREG_TSAN:-1}" != 0 ]; then
+    # The hot-swap watcher and the embeddable server (tests/active_watcher_test.cpp holds both)
+    # are the multi-threaded parts.
+    log "the watcher and server tests under ThreadSanitizer (build/tsan)"
+    configure build/tsan -Dwerror=true -Db_sanitize=thread -Db_lundef=false
+    ninja -C build/tsan -j"$(nproc)" tests/active_watcher_test
+    TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+      meson test -C build/tsan --no-rebuild --print-errorlogs --timeout-multiplier 3 active_watcher
+  fi
+  if [ "${MODELREG_FUZZ:-1}" != 0 ]; then
+    log "fuzzing: each libFuzzer target for 15 s (build/fuzz, clang; docs/fuzzing.md)"
+    FUZZ_JOBS="$(nproc)" fuzz/run.sh 15
+  fi
 }
 
 case "${1:-}" in
   demo)
-    install_packages
-    build
+    install_packages "${PACKAGES[@]}"
+    configure build -Dwerror=false
+    log "building the demonstration (build/)"
+    ninja -C build -j"$(nproc)" registry-cli/modelreg examples/fraud_demo examples/tour
     log "demonstration"
     ./build/examples/fraud_demo build/demo
     ;;
   test)
+    install_packages "${PACKAGES[@]}"
+    run_tests
+    ;;
+  deep)
     if [ "${MODELREG_FUZZ:-1}" != 0 ]; then
-      PACKAGES+=(clang libclang-rt-14-dev)  # the fuzz targets: clang and its libFuzzer runtime
+      install_packages "${PACKAGES[@]}" "${DEEP_PACKAGES[@]}"
+    else
+      install_packages "${PACKAGES[@]}"
     fi
-    install_packages
-    build
-    log "tests"
-    meson test -C build --print-errorlogs --num-processes "$(nproc)"
-    if [ "${MODELREG_SANITIZE:-1}" != 0 ]; then
-      log "tests again under AddressSanitizer + UndefinedBehaviorSanitizer"
-      configure build/sanitize -Dwerror=true -Db_sanitize=address,undefined -Db_lundef=false
-      ninja -C build/sanitize -j"$(nproc)"
-      ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
-        meson test -C build/sanitize --print-errorlogs --num-processes "$(nproc)" --timeout-multiplier 3
-    fi
-    if [ "${MODELREG_TSAN:-1}" != 0 ]; then
-      # The hot-swap watcher and the embeddable server are the multi-threaded parts.
-      log "the watcher and server tests under ThreadSanitizer (build/tsan)"
-      configure build/tsan -Dwerror=true -Db_sanitize=thread -Db_lundef=false
-      ninja -C build/tsan -j"$(nproc)" tests/active_watcher_test
-      TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-        meson test -C build/tsan --no-rebuild --print-errorlogs --timeout-multiplier 3 active_watcher
-    fi
-    if [ "${MODELREG_FUZZ:-1}" != 0 ]; then
-      log "fuzzing: each libFuzzer target for 15 s (build/fuzz, clang; docs/fuzzing.md)"
-      FUZZ_JOBS="$(nproc)" fuzz/run.sh 15
-    fi
+    run_deep
     ;;
   build)
-    install_packages
-    build
+    install_packages "${PACKAGES[@]}"
+    configure build -Dwerror=false
+    log "building (build/)"
+    ninja -C build -j"$(nproc)"
     ;;
   *)
-    echo "usage: ./run.sh demo | test | build" >&2
+    echo "usage: ./run.sh demo | test | deep | build" >&2
     exit 2
     ;;
 esac

@@ -7,11 +7,10 @@
 
 #include <fmt/format.h>
 
-#include "modelreg/checksum.hpp"
 #include "modelreg/labeled_data.hpp"
 #include "modelreg/metrics.hpp"
 #include "modelreg/registry.hpp"
-#include "modelreg/training.hpp"
+#include "modelreg/training_run.hpp"
 
 using namespace modelreg;
 
@@ -23,37 +22,26 @@ double seconds_since(std::chrono::steady_clock::time_point start) {
 
 std::string kib(std::uint64_t bytes) { return fmt::format("{:.1f} KiB", static_cast<double>(bytes) / 1024.0); }
 
-struct Trained {
-  std::unique_ptr<Model> model;
-  BinaryMetrics metrics;
-  double seconds;
-};
-
-Trained train(const std::string& type, const TrainTestSplit& data, const std::map<std::string, std::string>& params) {
-  const auto start = std::chrono::steady_clock::now();
-  auto model = train_model(type, data.train, params);
-  const double s = seconds_since(start);
-  BinaryMetrics metrics = evaluate(*model, data.test);
-  return {std::move(model), metrics, s};
+// Trains `type` and describes the version (train_version); the caller saves it.
+TrainingRun train(const std::string& type, const TrainTestSplit& data, const std::map<std::string, std::string>& params,
+                  const std::filesystem::path& csv, const std::string& label, std::vector<Parent> parents,
+                  const std::string& notes) {
+  return train_version(type, data, params,
+                       {.model = "fraud_detector", .notes = notes, .label = label, .parents = std::move(parents)},
+                       {.train = csv});
 }
 
-ModelVersion save(Registry& reg, const Trained& t, const TrainTestSplit& data, const std::filesystem::path& csv,
-                  const std::string& label, std::vector<Parent> parents, const std::string& notes) {
-  NewVersion spec;
-  spec.model = "fraud_detector";
-  spec.label = label;
-  spec.metrics = t.metrics.to_map();
-  spec.metrics["train_seconds"] = t.seconds;
-  for (const auto& f : data.train.feature_names) spec.features.push_back({f, "float64"});
-  spec.datasets.push_back({std::filesystem::absolute(csv).string(), sha256_file(csv), "train"});
-  spec.parents = std::move(parents);
-  spec.notes = notes;
-  spec.tags = {{"target", data.train.target_name}};
+void print_run(const TrainingRun& run, std::string_view what) {
+  fmt::print("  {:<20} accuracy {:.4f}  f1 {:.4f}  auc {:.4f}  ({:.2f} s{})\n", run.model->type_name(),
+             run.evaluation.accuracy, run.evaluation.f1, run.evaluation.roc_auc, run.train_seconds, what);
+}
+
+ModelVersion save(Registry& reg, const TrainingRun& run, const TrainTestSplit& data) {
   const auto start = std::chrono::steady_clock::now();
-  ModelVersion v = reg.save_model(*t.model, spec, data.test.x);
+  ModelVersion v = reg.save_model(*run.model, run.spec, data.test.x);
   fmt::print("  saved {} ({}) in {:.0f} ms: {} archive -> {} stored, {:.1f}x smaller ({:.0f}% saved)\n", v.ref_string(),
-             label, seconds_since(start) * 1000, kib(v.blob.raw_size), kib(v.blob.stored_size), v.blob.ratio(),
-             100.0 * (1.0 - 1.0 / v.blob.ratio()));
+             v.label.value_or(""), seconds_since(start) * 1000, kib(v.blob.raw_size), kib(v.blob.stored_size),
+             v.blob.ratio(), 100.0 * (1.0 - 1.0 / v.blob.ratio()));
   return v;
 }
 
@@ -77,25 +65,25 @@ int main(int argc, char** argv) {
     fmt::print("      written to {} (train scikit-learn on exactly these rows)\n\n", csv.string());
 
     fmt::print("1. train\n");
-    const Trained lr = train("logistic_regression", data, {{"C", "1.0"}});
-    fmt::print("  logistic_regression  accuracy {:.4f}  f1 {:.4f}  auc {:.4f}  ({:.2f} s)\n", lr.metrics.accuracy,
-               lr.metrics.f1, lr.metrics.roc_auc, lr.seconds);
-    const Trained rf = train("random_forest", data, {{"n_estimators", "100"}, {"seed", "1"}});
-    fmt::print("  random_forest        accuracy {:.4f}  f1 {:.4f}  auc {:.4f}  ({:.2f} s, 100 trees)\n",
-               rf.metrics.accuracy, rf.metrics.f1, rf.metrics.roc_auc, rf.seconds);
+    const TrainingRun lr = train("logistic_regression", data, {{"C", "1.0"}}, csv, "v1.0.0", {},
+                                 "baseline: L2 logistic regression");
+    print_run(lr, "");
+    const TrainingRun rf = train("random_forest", data, {{"n_estimators", "100"}, {"seed", "1"}}, csv, "v1.1.0",
+                                 {{ModelRef::parse("fraud_detector@1"), "derived_from"}}, "random forest, 100 trees");
+    print_run(rf, ", 100 trees");
 
     fmt::print("\n2. save both with metadata into {}\n", db.string());
     Registry reg(db);
-    save(reg, lr, data, csv, "v1.0.0", {}, "baseline: L2 logistic regression");
-    const ModelVersion v2 = save(reg, rf, data, csv, "v1.1.0", {{ModelRef::parse("fraud_detector@1"), "derived_from"}},
-                                 "random forest, 100 trees");
+    save(reg, lr, data);
+    const ModelVersion v2 = save(reg, rf, data);
 
     fmt::print("\n3. retrain the forest (more trees, another seed) as a new version\n");
-    const Trained rf2 = train("random_forest", data, {{"n_estimators", "200"}, {"min_samples_leaf", "2"}, {"seed", "2"}});
-    fmt::print("  random_forest        accuracy {:.4f}  f1 {:.4f}  auc {:.4f}  ({:.2f} s, 200 trees)\n",
-               rf2.metrics.accuracy, rf2.metrics.f1, rf2.metrics.roc_auc, rf2.seconds);
-    save(reg, rf2, data, csv, "v1.2.0", {{ModelRef::number("fraud_detector", v2.id.number), "retrained_from"}},
-         "retrained: 200 trees, min_samples_leaf 2");
+    const TrainingRun rf2 =
+        train("random_forest", data, {{"n_estimators", "200"}, {"min_samples_leaf", "2"}, {"seed", "2"}}, csv, "v1.2.0",
+              {{ModelRef::number("fraud_detector", v2.id.number), "retrained_from"}},
+              "retrained: 200 trees, min_samples_leaf 2");
+    print_run(rf2, ", 200 trees");
+    save(reg, rf2, data);
 
     fmt::print("\n4. compare by f1\n");
     for (const auto& [a, b] : {std::pair{"fraud_detector@1", "fraud_detector@2"}, {"fraud_detector@2", "fraud_detector@3"}}) {
@@ -137,7 +125,7 @@ int main(int argc, char** argv) {
     }
     fmt::print("\n9. audit log\n");
     for (const auto& e : reg.history("fraud_detector")) {
-      fmt::print("  {}  {:<8}  v{}  {}\n", e.at, e.kind, e.version.value_or(0), e.reason);
+      fmt::print("  {}  {:<8}  v{}  {}\n", e.at, to_string(e.kind), e.version.value_or(0), e.reason);
     }
     fmt::print("\nexplore: build/registry-cli/modelreg --db {} list fraud_detector\n", db.string());
   } catch (const Error& e) {

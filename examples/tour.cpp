@@ -106,7 +106,7 @@ int main(int argc, char** argv) {
 
     fmt::print("\n9. the audit log\n");
     for (const auto& e : registry.history("fraud")) {
-      fmt::print("  {}  {:<9} v{:<2} by {:<8} {}\n", e.at, e.kind, e.version.value_or(0), e.actor, e.reason);
+      fmt::print("  {}  {:<9} v{:<2} by {:<8} {}\n", e.at, to_string(e.kind), e.version.value_or(0), e.actor, e.reason);
     }
     fmt::print("\nexplore it with SQL: sqlite3 {} 'SELECT * FROM model_versions'\n", db.string());
   } catch (const modelreg::Error& e) {

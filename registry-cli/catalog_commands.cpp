@@ -181,8 +181,8 @@ int cmd_show(const Globals& g, const std::string& ref_text) {
     fmt::print("events\n");
     Table t({"", "", "", "", ""});
     for (const auto& e : events) {
-      std::string what = e.kind;
-      if (e.kind == "promote" || e.kind == "rollback") {
+      std::string what(to_string(e.kind));
+      if (e.kind == EventKind::promote || e.kind == EventKind::rollback) {
         what += fmt::format(" {} -> {}", number_or_dash(e.from_version), number_or_dash(e.to_version));
       }
       t.add({"  " + e.at, what, "by " + e.actor, e.reason, e.details});
@@ -243,7 +243,7 @@ int cmd_history(const Globals& g, const std::string& name) {
   }
   Table t({"AT", "EVENT", "VERSION", "FROM", "TO", "ACTOR", "REASON"});
   for (const auto& e : events) {
-    t.add({e.at, e.kind, number_or_dash(e.version), number_or_dash(e.from_version), number_or_dash(e.to_version), e.actor,
+    t.add({e.at, std::string(to_string(e.kind)), number_or_dash(e.version), number_or_dash(e.from_version), number_or_dash(e.to_version), e.actor,
            e.reason.empty() ? e.details : e.reason});
   }
   t.print();

@@ -1,7 +1,5 @@
 // The commands that run models: train (fit a built-in model on a CSV file and register it) and
 // predict (score a CSV file with a registered version).
-#include <algorithm>
-#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -15,10 +13,10 @@
 
 #include "arguments.hpp"
 #include "commands.hpp"
-#include "modelreg/checksum.hpp"
 #include "modelreg/labeled_data.hpp"
 #include "modelreg/metrics.hpp"
 #include "modelreg/training.hpp"
+#include "modelreg/training_run.hpp"
 #include "render.hpp"
 
 namespace modelreg::cli {
@@ -43,50 +41,34 @@ int cmd_train(const Globals& g, const TrainArgs& a) {
   if (!(a.test_fraction > 0 && a.test_fraction < 1)) {
     throw UsageError(fmt::format("--test-fraction {} must be between 0 and 1 (exclusive)", a.test_fraction));
   }
-  NewVersion spec;
-  spec.model = a.name;
-  if (!a.label.empty()) spec.label = a.label;
-  spec.notes = a.notes;
-  for (const auto& p : a.parents) spec.parents.push_back(parse_parent(p));
-  if (auto who = actor_of(g)) spec.created_by = who;
-  spec.tags["target"] = a.target;
+  NewVersion base;
+  base.model = a.name;
+  if (!a.label.empty()) base.label = a.label;
+  base.notes = a.notes;
+  for (const auto& p : a.parents) base.parents.push_back(parse_parent(p));
+  if (auto who = actor_of(g)) base.created_by = who;
 
-  const LabeledData data = read_csv(a.csv, CsvReadOptions{a.target, true});
+  TrainingFiles files{.train = a.csv};
   TrainTestSplit split;
+  const LabeledData data = read_csv(a.csv, CsvReadOptions{a.target, true});
   if (!a.test_csv.empty()) {
     split.train = data;
     split.test = read_csv(a.test_csv, CsvReadOptions{a.target, true});
-    if (split.test.feature_names != data.feature_names) {
-      throw Error(Errc::invalid_argument, fmt::format("'{}' and '{}' have different feature columns; they must match "
-                                                      "in name and order",
-                                                      a.test_csv, a.csv));
-    }
+    files.test = a.test_csv;  // train_version refuses test columns unlike the training ones
   } else {
     split = stratified_split(data, a.test_fraction, a.seed.value_or(0));
   }
-  const auto started = std::chrono::steady_clock::now();
-  const std::unique_ptr<Model> model = train_model(a.type, split.train, params);
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count();
-  const BinaryMetrics m = evaluate(*model, split.test);
-
-  spec.metrics = m.to_map();
-  spec.metrics["train_seconds"] = seconds;
-  spec.metrics["train_rows"] = static_cast<double>(split.train.rows());
-  spec.metrics["test_rows"] = static_cast<double>(split.test.rows());
-  for (const auto& f : data.feature_names) spec.features.push_back({f, "float64"});
-  spec.datasets.push_back({std::filesystem::absolute(a.csv).string(), sha256_file(a.csv), "train"});
-  if (!a.test_csv.empty()) {
-    spec.datasets.push_back({std::filesystem::absolute(a.test_csv).string(), sha256_file(a.test_csv), "test"});
-  }
+  const TrainingRun run = train_version(a.type, split, params, std::move(base), files);
   Registry reg = open_registry(g, true);
-  const ModelVersion v = reg.save_model(*model, spec, split.test.x);
+  const ModelVersion v = reg.save_model(*run.model, run.spec, split.test.x);
   if (g.json) {
     print_json(to_json(v));
     return 0;
   }
+  const BinaryMetrics& m = run.evaluation;
   fmt::print("trained {} on {} rows in {:.2f} s; on {} test rows: accuracy {:.4f}  precision {:.4f}  recall {:.4f}  "
              "f1 {:.4f}  auc {:.4f}\n",
-             a.type, split.train.rows(), seconds, split.test.rows(), m.accuracy, m.precision, m.recall, m.f1,
+             a.type, split.train.rows(), run.train_seconds, split.test.rows(), m.accuracy, m.precision, m.recall, m.f1,
              m.roc_auc);
   fmt::print("registered {}  {} -> {} ({:.2f}x)\n", version_line(v), human_bytes(v.blob.raw_size),
              human_bytes(v.blob.stored_size), v.blob.ratio());
@@ -109,29 +91,21 @@ int cmd_predict(const Globals& g, const std::string& ref_text, const std::string
   if (target.empty()) {
     if (auto it = v.tags.find("target"); it != v.tags.end()) target = it->second;
   }
-  std::map<std::string, std::size_t> column;
-  for (std::size_t i = 0; i < table.feature_names.size(); ++i) column[table.feature_names[i]] = i;
-  std::vector<std::size_t> pick;
-  for (const auto& f : v.features) {
-    auto it = column.find(f.name);
-    if (it == column.end()) {
-      throw Error(Errc::invalid_argument, fmt::format("'{}' has no column '{}', a feature of {} ({} features expected)",
-                                                      csv, f.name, v.ref_string(), v.features.size()));
-    }
-    pick.push_back(it->second);
+  std::vector<std::string> features;
+  for (const auto& f : v.features) features.push_back(f.name);
+  std::vector<std::string> ignored;
+  if (!target.empty()) ignored.push_back(target);
+  const ColumnMatch match = match_columns(table.feature_names, features, ignored);
+  if (!match.missing.empty()) {
+    throw Error(Errc::invalid_argument, fmt::format("'{}' has no column '{}', a feature of {} ({} features expected)",
+                                                    csv, match.missing.front(), v.ref_string(), v.features.size()));
   }
-  for (const auto& name : table.feature_names) {
-    const bool is_feature = std::any_of(v.features.begin(), v.features.end(), [&](const Feature& f) { return f.name == name; });
-    if (!is_feature && name != target) {
-      throw Error(Errc::invalid_argument,
-                  fmt::format("'{}' has a column '{}' that is not a feature of {}{}; remove it", csv, name,
-                              v.ref_string(), target.empty() ? "" : fmt::format(" (nor its target '{}')", target)));
-    }
+  if (!match.extra.empty()) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("'{}' has a column '{}' that is not a feature of {}{}; remove it", csv, match.extra.front(),
+                            v.ref_string(), target.empty() ? "" : fmt::format(" (nor its target '{}')", target)));
   }
-  Matrix x(table.rows(), pick.size());
-  for (std::size_t r = 0; r < table.rows(); ++r) {
-    for (std::size_t c = 0; c < pick.size(); ++c) x(r, c) = table.x(r, pick[c]);
-  }
+  const Matrix x = table.with_features(features, ignored).x;
   const std::vector<double> proba = loaded.model->predict_proba(x);
   const std::vector<int> labels = loaded.model->predict(x);
   std::string text;

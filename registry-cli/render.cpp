@@ -80,7 +80,7 @@ nlohmann::json to_json(const ModelSummary& m) {
 
 nlohmann::json to_json(const Event& e) {
   using nlohmann::json;
-  return json{{"id", e.id},           {"model", e.model},        {"kind", e.kind},   {"version", json_or_null(e.version)},
+  return json{{"id", e.id},           {"model", e.model},        {"kind", to_string(e.kind)},   {"version", json_or_null(e.version)},
               {"from_version", json_or_null(e.from_version)}, {"to_version", json_or_null(e.to_version)}, {"actor", e.actor},
               {"reason", e.reason},   {"at", e.at},              {"details", e.details}};
 }

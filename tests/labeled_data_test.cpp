@@ -177,3 +177,22 @@ TEST_CASE("the stratified split keeps the class balance, covers every row once a
   unlabeled.y.clear();
   CHECK(code_of([&] { (void)stratified_split(unlabeled, 0.2, 5); }) == Errc::invalid_argument);
 }
+
+TEST_CASE("match_columns finds each wanted column, and names the missing and the unexpected ones; ignored ones pass") {
+  const std::vector<std::string> columns{"b", "y", "a", "zz"};
+  const std::vector<std::string> wanted{"a", "b", "c"};
+  const std::vector<std::string> ignored{"y", "not_there"};
+  const ColumnMatch m = match_columns(columns, wanted, ignored);
+  CHECK(m.source == std::vector<std::size_t>{2, 0});
+  CHECK(m.missing == std::vector<std::string>{"c"});
+  CHECK(m.extra == std::vector<std::string>{"zz"});
+  CHECK_FALSE(m.ok());
+  CHECK(match_columns(columns, std::vector<std::string>{"zz", "a", "b"}, ignored).ok());
+
+  const auto data = parse("b,a,y\n2,1,0\n4,3,1\n");
+  const std::vector<std::string> just_a{"a"};
+  const std::vector<std::string> ignore_b{"b"};
+  const auto only_a = data.with_features(just_a, ignore_b);
+  CHECK(only_a.feature_names == just_a);
+  CHECK(only_a.x.values() == std::vector<double>{1, 3});
+}

@@ -32,7 +32,7 @@ struct Fixture {
   }
   std::vector<std::string> kinds() {
     std::vector<std::string> k;
-    for (const auto& e : reg.history("fraud")) k.push_back(e.kind);
+    for (const auto& e : reg.history("fraud")) k.emplace_back(to_string(e.kind));
     return k;
   }
 };
@@ -64,7 +64,7 @@ TEST_CASE_FIXTURE(Fixture, "promote makes exactly one version active and records
 
   auto h = reg.history("fraud");
   REQUIRE(h.size() == 5);
-  CHECK(h[3].kind == "promote");
+  CHECK(h[3].kind == EventKind::promote);
   CHECK(h[3].actor == "alice");
   CHECK(h[3].reason == "first");
   CHECK_FALSE(h[3].from_version.has_value());
@@ -119,7 +119,7 @@ TEST_CASE_FIXTURE(Fixture, "rollback walks back through the promotion history ag
   reg.promote(ref("fraud@4"));
   CHECK(reg.rollback("fraud").to_version == 1);
   auto h = reg.history("fraud");
-  CHECK(h.back().kind == "rollback");
+  CHECK(h.back().kind == EventKind::rollback);
   CHECK(h.back().from_version == 4);
   CHECK(h.back().to_version == 1);
 }
@@ -251,9 +251,9 @@ TEST_CASE_FIXTURE(Fixture, "set_tags changes several tags in one transaction, or
   CHECK(reg.get(ref("fraud@1")).tags == std::map<std::string, std::string>{{"stage", "prod"}});
   const auto events = reg.history("fraud");
   REQUIRE(events.size() == events_before + 2);
-  CHECK(events[events.size() - 2].kind == "tag");
+  CHECK(events[events.size() - 2].kind == EventKind::tag);
   CHECK(events[events.size() - 2].details == "stage=prod");
-  CHECK(events.back().kind == "untag");
+  CHECK(events.back().kind == EventKind::untag);
   CHECK(events.back().details == "owner");
   CHECK(events.back().actor == "bob");
   CHECK(events.back().reason == "rolled out");

@@ -3,9 +3,11 @@
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
+#include "modelreg/checksum.hpp"
 #include "modelreg/labeled_data.hpp"
 #include "modelreg/model_archive.hpp"
 #include "modelreg/training.hpp"
+#include "modelreg/training_run.hpp"
 #include "model_test_support.hpp"
 #include "test_support.hpp"
 
@@ -215,4 +217,47 @@ TEST_CASE("a model whose archive spans many chunks loads streamed, identical, an
   CHECK(code_of([&] { reg.load_model(ModelRef::parse("forest@1")); }) == Errc::corruption);
   CHECK(contains(message_of([&] { reg.load_model(ModelRef::parse("forest@1")); }), "forest@1"));
   CHECK_NOTHROW(reg.load_model(ModelRef::parse("forest@2")));
+}
+
+TEST_CASE_FIXTURE(Fixture, "train_version trains, evaluates and describes the version that save_model stores") {
+  const auto csv = dir / "train.csv";
+  write_csv(data.train, csv);
+  TrainingRun run = train_version("random_forest", data, {{"n_estimators", "15"}, {"seed", "4"}},
+                                  {.model = "fraud", .notes = "nightly", .label = "v7"}, {.train = csv});
+  REQUIRE(run.model != nullptr);
+  CHECK(run.model->type_name() == "random_forest");
+  CHECK(run.train_seconds > 0);
+  const BinaryMetrics expected = evaluate(*run.model, data.test);
+  CHECK(run.evaluation.f1 == expected.f1);
+  CHECK(run.spec.metrics.at("f1") == expected.f1);
+  CHECK(run.spec.metrics.at("accuracy") == expected.accuracy);
+  CHECK(run.spec.metrics.at("train_rows") == static_cast<double>(data.train.rows()));
+  CHECK(run.spec.metrics.at("test_rows") == static_cast<double>(data.test.rows()));
+  CHECK(run.spec.metrics.at("train_seconds") == run.train_seconds);
+  REQUIRE(run.spec.features.size() == data.train.n_features());
+  CHECK(run.spec.features.front().name == data.train.feature_names.front());
+  CHECK(run.spec.tags.at("target") == data.train.target_name);
+  CHECK(run.spec.notes == "nightly");
+  CHECK(run.spec.label == "v7");
+  REQUIRE(run.spec.datasets.size() == 1);
+  CHECK(run.spec.datasets[0].role == "train");
+  CHECK(run.spec.datasets[0].sha256 == sha256_file(csv));
+
+  const ModelVersion v = reg.save_model(*run.model, run.spec, data.test.x);
+  CHECK(v.label == "v7");
+  CHECK(v.params.at("n_estimators") == "15");
+  CHECK(reg.load_model(ModelRef::number("fraud", v.id.number)).model->predict_proba(data.test.x) ==
+        run.model->predict_proba(data.test.x));
+}
+
+TEST_CASE_FIXTURE(Fixture, "train_version refuses test rows that cannot evaluate the model") {
+  TrainTestSplit no_test = data;
+  no_test.test = LabeledData{};
+  CHECK(code_of([&] { (void)train_version("decision_tree", no_test, {}); }) == Errc::invalid_argument);
+  TrainTestSplit other_columns = data;
+  other_columns.test.feature_names.back() = "renamed";
+  CHECK(contains(message_of([&] { (void)train_version("decision_tree", other_columns, {}); }), "must match in name and order"));
+  CHECK(contains(message_of([&] { (void)train_version("svm", data, {}); }), "unknown model type 'svm'"));
+  CHECK(code_of([&] { (void)train_version("decision_tree", data, {}, {}, {.train = dir / "missing.csv"}); }) ==
+        Errc::not_found);
 }

@@ -23,7 +23,7 @@ PUBLIC = {
     "model_serialization.hpp": "models", "labeled_data.hpp": "models", "metrics.hpp": "models",
     "hyperparameters.hpp": "models",
     "checksum.hpp": "store", "metadata.hpp": "store", "model_ref.hpp": "store", "registry.hpp": "store",
-    "signing.hpp": "store",
+    "signing.hpp": "store", "training_run.hpp": "store",
     "active_watcher.hpp": "serving", "model_server.hpp": "serving",
 }
 

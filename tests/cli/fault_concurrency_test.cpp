@@ -381,7 +381,7 @@ TEST_CASE("4 writers, 4 readers and a server on one database: no errors, unique 
     REQUIRE(static_cast<int>(versions.size()) == n);
     for (int i = 0; i < n; ++i) CHECK(versions[static_cast<std::size_t>(i)].id.number == i + 1);
     int registered = 0;
-    for (const auto& e : reg.history(model)) registered += e.kind == "register" ? 1 : 0;
+    for (const auto& e : reg.history(model)) registered += e.kind == EventKind::register_version ? 1 : 0;
     CHECK(registered == n);
   }
   auto d = test::raw(s.db, false);
@@ -389,7 +389,7 @@ TEST_CASE("4 writers, 4 readers and a server on one database: no errors, unique 
   // The last promotion names the active version.
   std::optional<std::int64_t> last_to;
   for (const auto& e : reg.history("fraud")) {
-    if (e.kind == "promote" || e.kind == "rollback") last_to = e.to_version;
+    if (e.kind == EventKind::promote || e.kind == EventKind::rollback) last_to = e.to_version;
   }
   CHECK(last_to == reg.get(ModelRef::active("fraud")).id.number);
   const auto report = reg.check();

@@ -21,6 +21,19 @@
 
 namespace modelreg {
 
+// How a table's columns meet a wanted list of names (a model's features): the one matching rule
+// behind LabeledData::with_features, for callers that word their own message.
+struct MODELREG_API ColumnMatch {
+  std::vector<std::size_t> source;   // for each wanted name found, its column
+  std::vector<std::string> missing;  // wanted names no column has
+  std::vector<std::string> extra;    // columns neither wanted nor ignored
+  bool ok() const noexcept { return missing.empty() && extra.empty(); }
+};
+
+// Matches `columns` (a table's names) to `wanted`; names in `ignored` may be present or not.
+MODELREG_API ColumnMatch match_columns(std::span<const std::string> columns, std::span<const std::string> wanted,
+                                       std::span<const std::string> ignored = {});
+
 struct MODELREG_API LabeledData {
   std::vector<std::string> feature_names;  // one per column of x
   Matrix x;                                // rows × features, row-major
@@ -35,9 +48,10 @@ struct MODELREG_API LabeledData {
   // The given rows (indices into this table, in the order given), with names and target name.
   LabeledData subset(std::span<const std::size_t> rows) const;
   // The same rows with exactly the columns `names`, in that order (e.g. a model's registered
-  // feature list, to score a CSV whose columns come in another order). Throws
-  // Error(invalid_argument) naming every missing column and every column not in `names`.
-  LabeledData with_features(std::span<const std::string> names) const;
+  // feature list, to score a CSV whose columns come in another order); columns in `ignored` (a
+  // target column) are dropped. Throws Error(invalid_argument) naming every missing column and
+  // every column neither in `names` nor in `ignored` (match_columns).
+  LabeledData with_features(std::span<const std::string> names, std::span<const std::string> ignored = {}) const;
   // Throws Error(invalid_argument) unless names, x and y agree in size, y holds only 0/1 and every
   // value is finite.
   void check() const;

@@ -137,7 +137,7 @@ MODELREG_API std::optional<EventKind> parse_event_kind(std::string_view name) no
 struct MODELREG_API Event {
   std::int64_t id = 0;
   std::string model;
-  std::string kind;  // register, promote, rollback, archive, unarchive, delete, tag, untag
+  EventKind kind = EventKind::register_version;
   std::optional<std::int64_t> version;
   std::optional<std::int64_t> from_version;
   std::optional<std::int64_t> to_version;

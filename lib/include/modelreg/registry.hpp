@@ -68,18 +68,18 @@ struct MODELREG_API Options {
 
 // A new version, minus its bytes. Only `model` and `format` are required.
 struct MODELREG_API NewVersion {
-  std::string model;                           // [A-Za-z0-9][A-Za-z0-9_.-]{0,127}; created on first use
-  std::string format;                          // e.g. "modelreg-boost", "onnx", "bytes"
-  std::string type_name;                       // e.g. "RandomForest"; may be empty for opaque bytes
-  std::map<std::string, double> metrics;       // finite values only
-  std::map<std::string, std::string> params;   // hyperparameters
-  std::vector<Feature> features;               // ordered; names unique
-  std::map<std::string, std::string> tags;
-  std::string notes;
-  std::optional<std::string> label;            // unique within the model, e.g. "v1.2.0"
-  std::optional<std::string> created_by;       // default Options::default_actor
-  std::vector<Parent> parents;                 // lineage; each REF must resolve
-  std::vector<Dataset> datasets;
+  std::string model{};                           // [A-Za-z0-9][A-Za-z0-9_.-]{0,127}; created on first use
+  std::string format{};                          // e.g. "modelreg-boost", "onnx", "bytes"
+  std::string type_name{};                       // e.g. "RandomForest"; may be empty for opaque bytes
+  std::map<std::string, double> metrics{};       // finite values only
+  std::map<std::string, std::string> params{};   // hyperparameters
+  std::vector<Feature> features{};               // ordered; names unique
+  std::map<std::string, std::string> tags{};
+  std::string notes{};
+  std::optional<std::string> label{};            // unique within the model, e.g. "v1.2.0"
+  std::optional<std::string> created_by{};       // default Options::default_actor
+  std::vector<Parent> parents{};                 // lineage; each REF must resolve
+  std::vector<Dataset> datasets{};
   int level = 3;                               // zstd level 0..19; 0 stores the bytes raw
 };
 

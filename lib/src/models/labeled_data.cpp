@@ -43,22 +43,30 @@ LabeledData LabeledData::subset(std::span<const std::size_t> rows) const {
   return out;
 }
 
-LabeledData LabeledData::with_features(std::span<const std::string> names) const {
-  std::vector<std::size_t> source;
-  std::vector<std::string> missing;
-  for (const auto& name : names) {
-    const auto it = std::find(feature_names.begin(), feature_names.end(), name);
-    if (it == feature_names.end()) {
-      missing.push_back(name);
+ColumnMatch match_columns(std::span<const std::string> columns, std::span<const std::string> wanted,
+                          std::span<const std::string> ignored) {
+  auto has = [](std::span<const std::string> list, const std::string& name) {
+    return std::find(list.begin(), list.end(), name) != list.end();
+  };
+  ColumnMatch m;
+  for (const auto& name : wanted) {
+    const auto it = std::find(columns.begin(), columns.end(), name);
+    if (it == columns.end()) {
+      m.missing.push_back(name);
     } else {
-      source.push_back(static_cast<std::size_t>(it - feature_names.begin()));
+      m.source.push_back(static_cast<std::size_t>(it - columns.begin()));
     }
   }
-  std::vector<std::string> extra;
-  for (const auto& name : feature_names) {
-    if (std::find(names.begin(), names.end(), name) == names.end()) extra.push_back(name);
+  for (const auto& name : columns) {
+    if (!has(wanted, name) && !has(ignored, name)) m.extra.push_back(name);
   }
-  if (!missing.empty() || !extra.empty()) {
+  return m;
+}
+
+LabeledData LabeledData::with_features(std::span<const std::string> names, std::span<const std::string> ignored) const {
+  const ColumnMatch match = match_columns(feature_names, names, ignored);
+  const auto& [source, missing, extra] = match;
+  if (!match.ok()) {
     std::string problem;
     if (!missing.empty()) problem += fmt::format("missing column{} {}", missing.size() == 1 ? "" : "s", fmt::join(missing, ", "));
     if (!extra.empty()) {

@@ -489,7 +489,14 @@ std::vector<Event> Registry::history(std::string_view model) const {
       Event e;
       e.id = q.getColumn(0).getInt64();
       e.model = std::string(model);
-      e.kind = q.getColumn(1).getString();
+      const std::string kind = q.getColumn(1).getString();
+      const auto parsed = parse_event_kind(kind);
+      if (!parsed) {
+        throw Error(Errc::incompatible, fmt::format("event {} of '{}' has kind '{}', which this modelreg does not know; "
+                                                    "upgrade modelreg to read this history",
+                                                    e.id, model, kind));
+      }
+      e.kind = *parsed;
       e.version = optional_int(q.getColumn(2));
       e.from_version = optional_int(q.getColumn(3));
       e.to_version = optional_int(q.getColumn(4));

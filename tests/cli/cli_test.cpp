@@ -81,7 +81,7 @@ struct Cli {
     for (const auto& [k, v] : env) command.env[k] = v;
     const test::CommandResult r = test::run_command(command);
     INFO("modelreg ", fmt::format("{}", fmt::join(args, " ")));
-    REQUIRE(r.start_error.empty());
+    REQUIRE_MESSAGE(r.start_error.empty(), r.start_error);
     REQUIRE_FALSE(r.timed_out);
     return Result{r.status, r.out, r.err};
   }

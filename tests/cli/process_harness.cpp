@@ -133,9 +133,13 @@ class SpawnActions {
 }  // namespace
 
 const char* modelreg_binary() {
-  static const char* bin = std::getenv("MODELREG_BIN");
-  REQUIRE_MESSAGE(bin != nullptr, "MODELREG_BIN is not set (tests/cli/meson.build sets it)");
-  return bin;
+  // Absolute, since commands may run in another working directory (Command::cwd).
+  static const std::string bin = [] {
+    const char* env = std::getenv("MODELREG_BIN");
+    return env ? std::filesystem::absolute(env).string() : std::string();
+  }();
+  REQUIRE_MESSAGE(!bin.empty(), "MODELREG_BIN is not set (tests/cli/meson.build sets it)");
+  return bin.c_str();
 }
 
 CommandResult run_command(const Command& command) {

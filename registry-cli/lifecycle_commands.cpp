@@ -1,5 +1,7 @@
 // The commands that change versions or keys: promote, rollback, archive, unarchive, delete, tag,
 // gc, sign, keygen.
+#include <algorithm>
+#include <map>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -87,15 +89,20 @@ struct TagArgs {
 
 int cmd_tag(const Globals& g, const TagArgs& a) {
   const ModelRef ref = parse_ref(a.ref);
-  std::vector<std::pair<std::string, std::string>> parsed;
-  for (const auto& t : a.tags) parsed.push_back(a.remove ? std::pair{t, std::string()} : split_assignment("tag", t));
-  Registry r = open_registry(g, false);
-  for (const auto& [k, v] : parsed) {
-    if (a.remove)
-      r.remove_tag(ref, k, Change{"", actor_of(g)});
-    else
-      r.set_tag(ref, k, v, Change{"", actor_of(g)});
+  std::map<std::string, std::string> set;
+  std::vector<std::string> remove;
+  for (const auto& t : a.tags) {
+    const std::string key = a.remove ? t : split_assignment("tag", t).first;
+    const bool repeated = a.remove ? std::find(remove.begin(), remove.end(), key) != remove.end() : set.count(key) != 0;
+    if (repeated) throw UsageError(fmt::format("tag '{}' is given twice; give each key once", key));
+    if (a.remove) {
+      remove.push_back(key);
+    } else {
+      set[key] = split_assignment("tag", t).second;
+    }
   }
+  Registry r = open_registry(g, false);
+  r.set_tags(ref, set, remove, Change{"", actor_of(g)});  // all or nothing
   const ModelVersion v = r.get(ref);
   if (g.json) {
     print_json({{"ref", v.ref_string()}, {"tags", v.tags}});

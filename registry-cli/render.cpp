@@ -3,13 +3,14 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
-#include <ctime>
 #include <functional>
 #include <map>
 #include <set>
 #include <variant>
 
 #include <fmt/format.h>
+
+#include "modelreg/time_format.hpp"
 
 namespace modelreg::cli {
 namespace {
@@ -142,13 +143,7 @@ std::string format_number(double value) { return fmt::format("{}", value); }
 
 std::string number_or_dash(const std::optional<std::int64_t>& n) { return n ? std::to_string(*n) : "-"; }
 
-std::string utc_timestamp_now() {
-  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                     tm.tm_min, tm.tm_sec);
-}
+std::string utc_timestamp_now() { return format_utc(std::chrono::system_clock::now()); }
 
 std::string status_word(const ModelVersion& v) {
   return v.active ? "active" : v.status == VersionStatus::archived ? "archived" : "ready";

@@ -47,7 +47,7 @@ class Table {
 std::string human_bytes(std::uint64_t bytes);                  // 512 B, 1.5 MiB
 std::string format_number(double value);                       // shortest text that reads back as the same double
 std::string number_or_dash(const std::optional<std::int64_t>& n);  // "-" when absent
-std::string utc_timestamp_now();                               // 2026-11-29T06:07:15Z
+std::string utc_timestamp_now();                               // format_utc(now): 2026-11-29T06:07:15.123Z
 
 // "active", "archived" or "ready".
 std::string status_word(const ModelVersion& v);

@@ -16,7 +16,7 @@ LAYERS = ["core", "models", "store", "serving"]
 
 # The layer each public header belongs to.
 PUBLIC = {
-    "error.hpp": "core", "export.hpp": "core", "progress.hpp": "core",
+    "error.hpp": "core", "export.hpp": "core", "progress.hpp": "core", "time_format.hpp": "core",
     "matrix.hpp": "models", "model.hpp": "models", "tree.hpp": "models",
     "logistic_regression.hpp": "models", "decision_tree.hpp": "models", "random_forest.hpp": "models",
     "gradient_boosted_trees.hpp": "models", "training.hpp": "models", "model_archive.hpp": "models",

@@ -254,6 +254,11 @@ TEST_CASE_FIXTURE(Cli, "promote, guarded promote, rollback, archive, unarchive, 
   CHECK(tags["tags"]["owner"] == "risk");
   CHECK(ok({"--json", "tag", "fraud@2", "--remove", "owner"}).parsed()["tags"].size() == 1);
   refused({"tag", "fraud@2", "--remove", "nope"}, 1, "has no tag 'nope'");
+  // A tag command that fails changes nothing: "stage" is still there after a removal that also names
+  // a missing tag, and a repeated key is a usage error.
+  refused({"tag", "fraud@2", "--remove", "stage", "nope"}, 1, "has no tag 'nope'");
+  CHECK(ok({"--json", "show", "fraud@2"}).parsed()["tags"]["stage"] == "prod");
+  refused({"tag", "fraud@2", "a=1", "a=2"}, 2, "given twice");
   auto h = ok({"--json", "history", "fraud"}).parsed();
   CHECK(h.back()["kind"] == "untag");
 }

@@ -1,4 +1,5 @@
 #include "core/text_format.hpp"
+#include "modelreg/time_format.hpp"
 
 #include <ctime>
 
@@ -24,6 +25,10 @@ bool is_lower_hex(std::string_view text, std::size_t digits) noexcept {
   return true;
 }
 
+}  // namespace modelreg::detail
+
+namespace modelreg {
+
 std::string format_utc(std::chrono::system_clock::time_point t) {
   using namespace std::chrono;
   auto ms = duration_cast<milliseconds>(t.time_since_epoch()).count();
@@ -39,4 +44,4 @@ std::string format_utc(std::chrono::system_clock::time_point t) {
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, millis);
 }
 
-}  // namespace modelreg::detail
+}  // namespace modelreg

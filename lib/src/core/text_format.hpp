@@ -1,7 +1,6 @@
-// The library's one definition of the text forms it writes: lower-case hex and UTC timestamps.
+// The library's one definition of lower-case hex (UTC times: modelreg/time_format.hpp).
 #pragma once
 
-#include <chrono>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -13,8 +12,5 @@ std::string to_hex(const unsigned char* data, std::size_t size);
 
 // True for exactly `digits` lower-case hex digits.
 bool is_lower_hex(std::string_view text, std::size_t digits) noexcept;
-
-// A time as UTC ISO 8601 with milliseconds: 2026-11-29T06:07:15.123Z. Sorts as text in time order.
-std::string format_utc(std::chrono::system_clock::time_point t);
 
 }  // namespace modelreg::detail

@@ -12,7 +12,7 @@
 
 #include <fmt/format.h>
 
-#include "core/text_format.hpp"
+#include "modelreg/time_format.hpp"
 #include "modelreg/registry.hpp"
 
 namespace modelreg {
@@ -77,7 +77,7 @@ struct __attribute__((visibility("hidden"))) ActiveWatcher::Impl {
     if (options.log) options.log(line);
   }
 
-  std::string now_text() const { return detail::format_utc(std::chrono::system_clock::now()); }
+  std::string now_text() const { return format_utc(std::chrono::system_clock::now()); }
 
   void reap() {
     // use_count() == 1: only this list holds it, so destroying it here is the last release.

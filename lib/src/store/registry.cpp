@@ -22,6 +22,7 @@
 #include <SQLiteCpp/Transaction.h>
 
 #include "core/text_format.hpp"
+#include "modelreg/time_format.hpp"
 #include "store/registry_impl.hpp"
 
 namespace modelreg {
@@ -104,7 +105,7 @@ bool MetricCondition::holds(double v) const noexcept {
 // ---- Registry::Impl -----------------------------------------------------------------------------
 
 std::string Registry::Impl::now() const {
-  return detail::format_utc(options.clock ? options.clock() : std::chrono::system_clock::now());
+  return format_utc(options.clock ? options.clock() : std::chrono::system_clock::now());
 }
 
 std::string Registry::Impl::actor(const std::optional<std::string>& given) const {

@@ -6,7 +6,8 @@
 //   else would be a 500, or a crash, in the server);
 // - an accepted infer body has rows, cols >= 1 and exactly rows × cols values (no overflow), all
 //   finite;
-// - an accepted predict body has all finite values;
+// - an accepted predict body has exactly rows × cols values (no ragged instance is flattened
+//   into shifted rows), all finite;
 // - the "id" echoed in the answer can be copied and printed, as the server does.
 #include <cmath>
 #include <cstddef>
@@ -54,6 +55,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   try {
     const InferRequest request = modelreg::cli::parse_predict_request(body);
     check(request.rows != 0 || request.values.empty(), "no instances, no values");
+    check(request.values.size() == request.rows * request.cols, "a predict body has exactly rows × cols values");
     check_values(request);
   } catch (const HttpError& e) {
     check_error(e);

@@ -36,18 +36,21 @@ struct InferRequest {
 inline constexpr int kMaxJsonDepth = 64;
 
 // The body of POST /v2/models/NAME/infer (Open Inference Protocol v2):
-// {"id"?, "inputs": [{"name", "shape": [rows, features], "datatype": "FP64"|"FP32", "data": [...]}]},
-// data flat or nested; FP32 values are rounded to float. Always values.size() == rows × cols with
-// rows, cols >= 1. Throws HttpError (400) naming the problem: malformed JSON, a wrong structure,
-// datatype or shape, a value that is not a finite number, a data count that does not fit the shape.
+// {"id"?, "inputs": [{"name", "shape": [rows, features], "datatype": "FP64"|"FP32", "data": [...]}]}.
+// "data" is flat (rows × features numbers, row-major) or nested with exactly the shape
+// [rows, features]; anything ragged or of another shape is refused, never re-shaped. FP32 values
+// are rounded to float; one beyond float's range is refused (it would be infinity). Always
+// values.size() == rows × cols with rows, cols >= 1. Throws HttpError (400) naming the problem:
+// malformed JSON, a key given twice in one object, a wrong structure, datatype or shape, a value
+// that is not a finite number, a data count that does not fit the shape.
 InferRequest parse_infer_request(std::string_view body);
 
 // The body of POST /predict: {"instances": [[feature, ...], ...]}. rows is the number of
-// instances (possibly 0), cols the length of each (0 without instances); an instance may nest
-// arrays, which are flattened, so values.size() need not be rows × cols (the caller compares it
-// with rows × the model's feature count). Throws HttpError (400):
-// malformed JSON, a wrong structure, an instance that is not an array of finite numbers, instances
-// of different widths.
+// instances (possibly 0); every instance is a rectangular array of finite numbers of one same
+// shape (usually [features]; a nested instance is flattened row-major, so cols is the product of
+// its shape), so values.size() == rows × cols always (cols 0 without instances). Throws
+// HttpError (400): malformed JSON, a key given twice, a wrong structure, an instance that is not
+// an array of finite numbers, a ragged instance, instances of different shapes.
 InferRequest parse_predict_request(std::string_view body);
 
 }  // namespace modelreg::cli

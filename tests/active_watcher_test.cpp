@@ -1,5 +1,6 @@
 // ActiveWatcher and ModelServer, driven through poll_now() and an injected clock: no test here
 // sleeps to wait for a swap.
+#include <fstream>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -124,8 +125,9 @@ TEST_CASE_FIXTURE(Fixture, "a version that fails to load never replaces the serv
   reg.promote(ModelRef::parse("fraud@2"));
   ActiveWatcher w(db, "fraud", manual());
   w.poll_now();
-  corrupt_blob_of(3);
+  // Damaged after its promotion (promote itself refuses a version whose bytes fail their checksum).
   reg.promote(ModelRef::parse("fraud@3"));
+  corrupt_blob_of(3);
   CHECK_FALSE(w.poll_now());
   CHECK(w.current()->version.id.number == 2);
   auto s = w.status();
@@ -254,4 +256,142 @@ TEST_CASE_FIXTURE(Fixture, "a model server predicts with the serving version and
   CHECK(s.errors == 2);
   CHECK(s.watcher.serving_version == 2);
   CHECK(s.uptime_seconds >= 0);
+}
+
+namespace {
+
+// A registry file built elsewhere, with `n` versions of fraud (C different from Fixture::versions,
+// so that fraud@1 here has other bytes than fraud@1 there) and fraud@`active` promoted; closed
+// when this returns, so that it is one self-contained file ready to be moved into place.
+std::filesystem::path other_registry(const std::filesystem::path& path, const TrainTestSplit& data, int n, int active) {
+  Registry other(path);
+  for (int i = 1; i <= n; ++i) {
+    auto m = train_model("logistic_regression", data.train, {{"C", fmt::format("{}", 0.5 * i)}});
+    NewVersion spec;
+    spec.model = "fraud";
+    other.save_model(*m, spec, data.test.x);
+  }
+  other.promote(ModelRef::number("fraud", active));
+  return path;
+}
+
+// Empties the write-ahead log of `db` into the file, so that a file moved over it is not paired
+// with the old file's log (SQLite binds a -wal file to its database by path only).
+void checkpoint(const std::filesystem::path& db) { test::raw(db).exec("PRAGMA wal_checkpoint(TRUNCATE)"); }
+
+}  // namespace
+
+TEST_CASE_FIXTURE(Fixture, "a database file replaced at its path is reopened and its active version served") {
+  versions(2);
+  reg.promote(ModelRef::parse("fraud@1"));
+  ActiveWatcher w(db, "fraud", manual());
+  REQUIRE(w.poll_now());
+  const std::string old_sha = w.current()->version.blob.sha256;
+  CHECK_FALSE(w.poll_now());
+
+  // The restored file has its own fraud@1 (other bytes, same number) active.
+  const auto restored = other_registry(dir / "backup.db", data, 1, 1);
+  checkpoint(db);
+  std::filesystem::rename(restored, db);
+  CHECK(w.poll_now());
+  REQUIRE(w.current());
+  CHECK(w.current()->version.id.number == 1);
+  CHECK(w.current()->version.blob.sha256 != old_sha);
+  auto s = w.status();
+  CHECK(s.reopens == 1);
+  CHECK(s.swaps == 2);
+  CHECK_FALSE(s.database_problem.has_value());
+  CHECK(w.ready());
+  CHECK(contains(log.at(1), "was replaced; reopened it"));
+  // Promotions in the new file are followed.
+  {
+    Registry now_there(db);
+    NewVersion spec;
+    spec.model = "fraud";
+    now_there.save_model(*train_model("logistic_regression", data.train, {{"C", "3"}}), spec, data.test.x);
+    now_there.promote(ModelRef::parse("fraud@2"));
+  }
+  CHECK(w.poll_now());
+  CHECK(w.current()->version.id.number == 2);
+  CHECK(w.status().reopens == 1);
+
+  // Replaced by something that is not a registry: not ready, says why, the loaded model serves on.
+  checkpoint(db);
+  {
+    std::ofstream junk(dir / "junk.db", std::ios::binary);
+    junk << std::string(4096, 'x');
+  }
+  std::filesystem::rename(dir / "junk.db", db);
+  CHECK_FALSE(w.poll_now());
+  CHECK_FALSE(w.ready());
+  REQUIRE(w.current());
+  CHECK(w.current()->version.id.number == 2);
+  s = w.status();
+  REQUIRE(s.database_problem.has_value());
+  CHECK(contains(*s.database_problem, "cannot be opened"));
+  CHECK(s.last_error == s.database_problem);
+  CHECK(contains(w.unready_reason(), "cannot be opened"));
+}
+
+TEST_CASE_FIXTURE(Fixture, "a deleted database file makes the watcher not ready while the loaded model keeps serving") {
+  versions(2);
+  reg.promote(ModelRef::parse("fraud@2"));
+  ModelServer server(db, "fraud", manual());
+  REQUIRE(server.watcher().poll_now());
+  REQUIRE(server.watcher().ready());
+  checkpoint(db);
+  std::filesystem::remove(db);
+
+  CHECK_FALSE(server.watcher().poll_now());
+  CHECK_FALSE(server.watcher().ready());
+  CHECK_FALSE(server.status().ready);
+  const auto s = server.watcher().status();
+  REQUIRE(s.database_problem.has_value());
+  CHECK(contains(*s.database_problem, db.string()));
+  CHECK(contains(*s.database_problem, "is gone"));
+  CHECK(contains(*s.database_problem, "still serving fraud@2"));
+  CHECK(s.last_error == s.database_problem);
+  CHECK(contains(server.watcher().unready_reason(), "is gone"));
+  // Inference goes on with the model loaded before.
+  CHECK(server.predict(data.test.x).version == 2);
+  // Said once in the log, not at every poll.
+  const auto lines = log.size();
+  CHECK_FALSE(server.watcher().poll_now());
+  CHECK(log.size() == lines);
+
+  // A database put back at the path is opened and followed.
+  std::filesystem::rename(other_registry(dir / "backup.db", data, 3, 3), db);
+  CHECK(server.watcher().poll_now());
+  CHECK(server.watcher().ready());
+  CHECK(server.watcher().current()->version.id.number == 3);
+  CHECK_FALSE(server.watcher().status().database_problem.has_value());
+  CHECK(server.watcher().unready_reason().empty());
+}
+
+TEST_CASE_FIXTURE(Fixture, "a watcher that serves nothing says why: not read yet, nothing active, the active version failed") {
+  versions(2);
+  ModelServer server(db, "fraud", manual());
+  ActiveWatcher& w = server.watcher();
+  CHECK(contains(w.unready_reason(), "not been read yet"));
+  w.poll_now();
+  CHECK(contains(w.unready_reason(), "no version of 'fraud' is active"));
+  reg.promote(ModelRef::parse("fraud@1"));
+  corrupt_blob_of(1);
+  CHECK_FALSE(w.poll_now());
+  const std::string reason = w.unready_reason();
+  CHECK(contains(reason, "the active version fraud@1 could not be served"));
+  CHECK(contains(reason, *w.status().last_error));
+  CHECK(contains(reason, "corrupt"));
+  // The refusal of a request carries the same reason (the server answers it with 503).
+  try {
+    server.predict(data.test.x);
+    FAIL("predict did not throw");
+  } catch (const Error& e) {
+    CHECK(e.code() == Errc::conflict);
+    CHECK(contains(e.what(), "model 'fraud' is not ready: the active version fraud@1 could not be served"));
+    CHECK(contains(e.what(), "corrupt"));
+  }
+  reg.promote(ModelRef::parse("fraud@2"));
+  CHECK(w.poll_now());
+  CHECK(w.unready_reason().empty());
 }

@@ -12,6 +12,12 @@
 // recorded (status()), retried with exponential backoff, and a later promotion still swaps.
 // Rapid A→B→A changes collapse to whatever is active when the watcher looks.
 //
+// The database file is followed by its identity (st_dev, st_ino), checked at every poll: a file
+// replaced at the same path (a restore with `mv`) is reopened and its active version served (a
+// version with the same number but other bytes is loaded again); a file that is gone makes the
+// watcher not ready (status().database_problem, last_error) while the loaded model keeps serving
+// requests, until a file is back at the path.
+//
 // Thread-safety: current(), ready() and status() may be called from any number of threads at
 // once. poll_now() may be called from one thread at a time (it serializes itself).
 #pragma once
@@ -77,6 +83,10 @@ struct MODELREG_API WatcherStatus {
   std::optional<std::string> last_error;        // "fraud@7: validation failed at the probe check: ..."
   std::optional<std::string> last_error_at;
   std::optional<std::string> last_swap_at;
+  // Set while the file at the database path is gone, or is another file that cannot be opened:
+  // "the database file /srv/r.db is gone (deleted or moved away) ...". Cleared once it is back.
+  std::optional<std::string> database_problem;
+  std::uint64_t reopens = 0;                    // database files replaced at the path and reopened
   double last_load_seconds = 0;                 // of the last successful load
 };
 
@@ -92,8 +102,14 @@ class MODELREG_API ActiveWatcher {
 
   // The serving version; null until the first successful load. Takes a mutex for one
   // reference-count increment (never held while a model loads), so requests do not wait on a swap.
+  // It stays set while the database file is gone: the loaded model keeps answering.
   std::shared_ptr<const ServedModel> current() const noexcept;
-  bool ready() const noexcept { return current() != nullptr; }
+  // A version serves and the database file is still there (no status().database_problem).
+  bool ready() const noexcept;
+  // Why ready() is false, as one sentence for an operator: nothing is active, the active version
+  // failed to load (with the watcher's last error), it is still loading, the database file is
+  // gone. Empty when ready().
+  std::string unready_reason() const;
   const std::string& model_name() const noexcept;
 
   // One poll cycle on the calling thread: reads data_version; when it changed (or a failed load is

@@ -38,7 +38,8 @@ class MODELREG_API ModelServer {
   ModelServer(const std::filesystem::path& db, std::string model, WatcherOptions options = {});
 
   // Scores a batch with the serving version. Throws Error(conflict) when no version serves yet
-  // (nothing promoted, or the first load failed) and Error(invalid_argument) for a batch of the
+  // (nothing promoted, or the first load failed; the message says which, with the watcher's last
+  // error) and Error(invalid_argument) for a batch of the
   // wrong width.
   Prediction predict(MatrixView rows);
   std::vector<double> predict_proba(MatrixView rows) { return predict(rows).probabilities; }

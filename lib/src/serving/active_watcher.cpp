@@ -4,6 +4,8 @@
 #include <malloc.h>
 #endif
 
+#include <sys/stat.h>
+
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -17,10 +19,39 @@
 
 namespace modelreg {
 
+namespace {
+
+// A file's identity: what stays the same while a file is renamed, and changes when another file
+// takes its path (a restore with `mv`, a delete and re-create).
+struct FileId {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  bool operator==(const FileId&) const = default;
+};
+
+std::optional<FileId> file_id_of(const std::filesystem::path& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
+  return FileId{st.st_dev, st.st_ino};
+}
+
+Options read_only_options(const std::optional<std::string>& signing_key) {
+  Options ro;
+  ro.read_only = true;
+  ro.signing_key = signing_key;
+  return ro;
+}
+
+}  // namespace
+
 struct __attribute__((visibility("hidden"))) ActiveWatcher::Impl {
   std::string model;
   WatcherOptions options;
-  Registry registry;  // its own read-only connection; used only by poll_now (under poll_mutex)
+  std::filesystem::path db_path;
+  // The identity of the file `registry` has open (declared first: opening sets it), and the
+  // watcher's own read-only connection; both used only by poll_now (under poll_mutex).
+  std::optional<FileId> open_file;
+  Registry registry;
 
   // The hot path: requests copy it under a mutex held for one reference-count increment. (Not
   // std::atomic<std::shared_ptr>: libstdc++ 12's load() releases its internal lock with
@@ -56,12 +87,7 @@ struct __attribute__((visibility("hidden"))) ActiveWatcher::Impl {
   std::thread thread;
 
   Impl(const std::filesystem::path& db, std::string m, WatcherOptions o)
-      : model(std::move(m)), options(std::move(o)), registry(db, [this] {
-          Options ro;
-          ro.read_only = true;
-          ro.signing_key = options.signing_key;
-          return ro;
-        }()) {
+      : model(std::move(m)), options(std::move(o)), db_path(db), registry(open_following(db)) {
     if (!is_valid_model_name(model)) {
       throw Error(Errc::invalid_argument, fmt::format("model name '{}' is invalid", model));
     }
@@ -71,6 +97,64 @@ struct __attribute__((visibility("hidden"))) ActiveWatcher::Impl {
         return reg.load_model(ModelRef::number(v.id.model, v.id.number)).model;
       };
     }
+  }
+
+  // Opens `path` and records the identity of the file opened. The path is looked at before and
+  // after the open: when both agree, the open file is that one (a file swapped in between is
+  // caught by the next poll, which sees another identity and opens the path again).
+  Registry open_following(const std::filesystem::path& path) {
+    for (int attempt = 0;; ++attempt) {
+      const auto before = file_id_of(path);
+      Registry opened(path, read_only_options(options.signing_key));
+      const auto after = file_id_of(path);
+      if ((before && before == after) || attempt == 2) {
+        open_file = after;
+        return opened;
+      }
+    }
+  }
+
+  // Compares the file at the database path with the open one: reopens a replaced file, reports a
+  // missing one. Returns true when it reopened (the caller reads the active version again).
+  bool follow_database_file() {
+    const auto at_path = file_id_of(db_path);
+    std::optional<std::string> problem;
+    bool reopened = false;
+    if (!at_path) {
+      const auto serving = current();
+      problem = fmt::format("the database file {} is gone (deleted or moved away); still serving {} from the "
+                            "file opened before, not ready until a database is back at that path",
+                            db_path.string(), serving ? serving->version.ref_string() : std::string("nothing"));
+    } else if (at_path != open_file) {
+      try {
+        registry = open_following(db_path);
+        reopened = true;
+        last_data_version.reset();
+        failed_version.reset();
+        backoff = std::chrono::milliseconds{0};
+      } catch (const std::exception& e) {
+        problem = fmt::format("the database file {} was replaced by a file that cannot be opened: {}",
+                              db_path.string(), e.what());
+      }
+    }
+    bool changed = false;
+    {
+      std::lock_guard s(status_mutex);
+      changed = status.database_problem != problem;
+      status.database_problem = problem;
+      if (reopened) ++status.reopens;
+      if (problem) {
+        ++status.poll_errors;
+        if (changed) {
+          status.last_error = *problem;
+          status.last_error_at = now_text();
+        }
+      }
+    }
+    if (reopened) log(fmt::format("the database file {} was replaced; reopened it", db_path.string()));
+    if (problem && changed) log(*problem);
+    if (!problem && changed) log(fmt::format("the database file {} is back", db_path.string()));
+    return reopened;
   }
 
   void log(const std::string& line) const {
@@ -99,6 +183,7 @@ struct __attribute__((visibility("hidden"))) ActiveWatcher::Impl {
       ++status.polls;
     }
     reap();
+    follow_database_file();
     std::optional<ModelVersion> active;
     try {
       const std::int64_t dv = registry.data_version();
@@ -121,7 +206,8 @@ struct __attribute__((visibility("hidden"))) ActiveWatcher::Impl {
     }
     if (!active) return false;  // nothing promoted yet: not ready (or keep serving what we have)
     const auto serving = current();
-    if (serving && serving->version.id.number == active->id.number) {
+    // The same number with other bytes is another version (a database restored from elsewhere).
+    if (serving && serving->version.id.number == active->id.number && serving->version.blob.sha256 == active->blob.sha256) {
       failed_version.reset();
       return false;
     }
@@ -207,6 +293,27 @@ ActiveWatcher::~ActiveWatcher() {
 std::shared_ptr<const ServedModel> ActiveWatcher::current() const noexcept { return impl_->current(); }
 
 const std::string& ActiveWatcher::model_name() const noexcept { return impl_->model; }
+
+bool ActiveWatcher::ready() const noexcept {
+  if (!impl_->current()) return false;
+  std::lock_guard lock(impl_->status_mutex);
+  return !impl_->status.database_problem.has_value();
+}
+
+std::string ActiveWatcher::unready_reason() const {
+  const auto serving = impl_->current();
+  const WatcherStatus s = status();
+  if (s.database_problem) return *s.database_problem;
+  if (serving) return {};
+  if (s.desired_version) {
+    const std::string ref = fmt::format("{}@{}", impl_->model, *s.desired_version);
+    if (s.last_error) return fmt::format("the active version {} could not be served: {}", ref, *s.last_error);
+    return fmt::format("the active version {} is still being loaded and validated", ref);
+  }
+  if (s.last_error) return fmt::format("the registry could not be read: {}", *s.last_error);
+  if (s.polls == 0) return fmt::format("the registry has not been read yet");
+  return fmt::format("no version of '{}' is active; promote one (modelreg promote {}@N)", impl_->model, impl_->model);
+}
 
 bool ActiveWatcher::poll_now() { return impl_->poll(); }
 

@@ -15,8 +15,8 @@ Prediction ModelServer::predict(MatrixView rows) {
   const std::shared_ptr<const ServedModel> served = watcher_.current();
   if (!served) {
     ++errors_;
-    throw Error(Errc::conflict, fmt::format("model '{}' is not ready: no version has been promoted and loaded yet",
-                                            watcher_.model_name()));
+    throw Error(Errc::conflict,
+                fmt::format("model '{}' is not ready: {}", watcher_.model_name(), watcher_.unready_reason()));
   }
   try {
     Prediction p;

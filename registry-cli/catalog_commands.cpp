@@ -294,11 +294,15 @@ int cmd_lineage(const Globals& g, const LineageArgs& a) {
 struct SqlArgs {
   std::string sql;
   bool csv = false;
+  SqlOptions bounds;
+  std::int64_t timeout_ms = SqlOptions{}.timeout.count();
 };
 
 int cmd_sql(const Globals& g, const SqlArgs& a) {
   Registry reg = open_registry(g, false);
-  const SqlResult r = reg.query(a.sql);
+  SqlOptions bounds = a.bounds;
+  bounds.timeout = std::chrono::milliseconds(a.timeout_ms);
+  const SqlResult r = reg.query(a.sql, bounds);
   if (g.json) {
     json out = json::array();
     for (const auto& row : r.rows) {
@@ -384,6 +388,20 @@ void add_sql_command(CLI::App& app, Globals& g) {
       "  modelreg sql \"SELECT model, version, value FROM version_metrics WHERE metric = 'f1'\" --csv", cmd_sql);
   cmd->add_option("SQL", a->sql, "SELECT statement(s)")->required();
   cmd->add_flag("--csv", a->csv, "CSV output");
+  cmd->add_option("--timeout-ms", a->timeout_ms, "Stop the query after N milliseconds (0: no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-rows", a->bounds.max_rows, "Refuse a result of more than N rows (0: no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-bytes", a->bounds.max_bytes,
+                  "Refuse a result, or any one value, larger than N bytes (0: no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
+  cmd->add_option("--max-memory", a->bounds.max_memory,
+                  "Stop the query when SQLite needs more than N bytes for sorting and temporary tables (0: no limit)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
 }
 
 }  // namespace modelreg::cli

@@ -152,6 +152,23 @@ struct MODELREG_API SqlResult {
   std::vector<std::vector<SqlValue>> rows;
 };
 
+// Bounds on one Registry::query call, so that no query (an unbounded recursive CTE, a sort of
+// billions of rows, zeroblob(2e9)) can hang the caller or exhaust its memory. Hitting one is
+// Error(invalid_argument) naming the bound and how to raise it. 0 means no bound.
+struct MODELREG_API SqlOptions {
+  // Wall-clock time for all the statements together. Default: 10 s.
+  std::chrono::milliseconds timeout{10'000};
+  // Rows in the result of any one statement. Default: 1,000,000.
+  std::uint64_t max_rows = 1'000'000;
+  // Bytes of the result of any one statement as held in memory (each cell, with its text), and of
+  // any single value SQLite builds (SQLITE_LIMIT_LENGTH). Default: 256 MiB.
+  std::uint64_t max_bytes = 256u << 20;
+  // Growth of SQLite's heap while the query runs: sorts, temporary tables and recursive CTE queues,
+  // all kept in memory (a query writes no temporary files). Measured with SQLite's process-wide
+  // counter, so other SQLite work in this process at the same time counts too. Default: 256 MiB.
+  std::uint64_t max_memory = 256u << 20;
+};
+
 // What Registry::check found.
 struct MODELREG_API IntegrityReport {
   std::vector<std::string> database_problems;  // from PRAGMA integrity_check / foreign_key_check
@@ -296,8 +313,9 @@ class MODELREG_API Registry {
 
   // Runs read-only SQL (one or more statements; the last one's rows are returned) on a separate
   // read-only connection whose authorizer denies every write, ATTACH/DETACH, PRAGMAs that set a
-  // value, and extension loading. A denied statement is Error(invalid_argument) naming it.
-  SqlResult query(std::string_view sql) const;
+  // value, and extension loading. A denied statement is Error(invalid_argument) naming it. Time,
+  // result size and memory are bounded by `options` (see SqlOptions); the database is never changed.
+  SqlResult query(std::string_view sql, const SqlOptions& options = {}) const;
 
   // Writes the versions (metadata, lineage, datasets, tags, compressed chunks as stored) into a new
   // single-file bundle (an SQLite file; see docs/format.md). Refuses to overwrite an existing file.

@@ -7,8 +7,8 @@
 // nobody without the key can plant one that verifies. See README.md, "Signed versions", and
 // docs/format.md, "Signatures", for the signed message.
 //
-// A key is a file holding at least 16 bytes of secret (create_signing_key writes 32 random bytes
-// as 64 hex digits, mode 0600). Trailing whitespace (the newline an editor adds) is not part of it.
+// A key is a file holding at least 16 bytes of secret, readable only by its owner
+// (create_signing_key writes 32 random bytes as 64 hex digits, mode 0600). Trailing whitespace (the newline an editor adds) is not part of it.
 #pragma once
 
 #include <filesystem>
@@ -19,8 +19,10 @@
 
 namespace modelreg {
 
-// The key held in `file`. Error(not_found) if it does not exist, Error(io_error) if it cannot be
-// read, Error(invalid_argument) if it holds fewer than 16 bytes.
+// The key held in `file` (a symlink is followed). Error(not_found) if it does not exist,
+// Error(io_error) if it cannot be opened or read, Error(invalid_argument) if it is not a regular
+// file, holds fewer than 16 bytes or more than 64 KiB, or — as ssh refuses private keys — if its
+// group or others have any permission on it (the message says: chmod 600 FILE).
 MODELREG_API std::string read_signing_key(const std::filesystem::path& file);
 
 // Writes a new random key to `file` (created with mode 0600; an existing file is never

@@ -55,6 +55,70 @@ bool cholesky_solve(std::vector<double> a, std::size_t n, std::vector<double>& x
   return true;
 }
 
+// Above this many features the d×d Hessian (8·d² bytes, O(rows·d²) to build) gives way to
+// Hessian-free Newton-CG: the same Newton iteration, each step solved by conjugate gradients with
+// Hessian-vector products in O(rows·d), so memory stays linear in the features. Both stop on the
+// same gradient tolerance, so both reach the same optimum (within it); at or below this size the
+// exact solve keeps results bit-for-bit as before.
+constexpr std::size_t kDirectNewtonMaxFeatures = 256;
+
+// Conjugate-gradient iterations per Newton step at most. The Hessian is the identity plus a
+// rank-`rows` term, so with few rows CG is exact after rows + 2 iterations; with many rows an
+// inexact step is still a descent direction and the line search keeps progress monotone.
+constexpr int kMaxConjugateGradientSteps = 250;
+
+double dot(const std::vector<double>& a, const std::vector<double>& b) noexcept {
+  double s = 0;
+  for (std::size_t i = 0; i < a.size(); ++i) s += a[i] * b[i];
+  return s;
+}
+
+// Approximately solves H·step = -gradient by conjugate gradients, where H·v = [v_w; 0] +
+// Aᵀ·diag(h)·A·v and A is the standardized data with a column of ones (the intercept) appended.
+// Stops when the residual falls below min(0.5, sqrt(|g|))·|g| (the forcing term of inexact
+// Newton, superlinear near the optimum), or at negative curvature (not expected: H is PSD).
+void conjugate_gradient_step(const std::vector<double>& z, std::size_t n, std::size_t d,
+                             const std::vector<double>& h, const std::vector<double>& gradient,
+                             std::vector<double>& step) {
+  const std::size_t k = d + 1;
+  auto hessian_times = [&](const std::vector<double>& v, std::vector<double>& out) {
+    for (std::size_t j = 0; j < d; ++j) out[j] = v[j];
+    out[d] = 0;
+    for (std::size_t r = 0; r < n; ++r) {
+      const double* zr = z.data() + r * d;
+      double u = v[d];
+      for (std::size_t j = 0; j < d; ++j) u += zr[j] * v[j];
+      const double t = h[r] * u;
+      for (std::size_t j = 0; j < d; ++j) out[j] += t * zr[j];
+      out[d] += t;
+    }
+  };
+  std::vector<double> residual(k), direction(k), product(k);
+  for (std::size_t i = 0; i < k; ++i) residual[i] = -gradient[i];
+  std::fill(step.begin(), step.end(), 0.0);
+  direction = residual;
+  double rr = dot(residual, residual);
+  const double norm = std::sqrt(rr);
+  const double target = std::min(0.5, std::sqrt(norm)) * norm;
+  for (int i = 0; i < kMaxConjugateGradientSteps && std::sqrt(rr) > target; ++i) {
+    hessian_times(direction, product);
+    const double curvature = dot(direction, product);
+    if (!(curvature > 0)) {
+      if (i == 0) step = direction;  // steepest descent; the line search scales it
+      break;
+    }
+    const double alpha = rr / curvature;
+    for (std::size_t j = 0; j < k; ++j) {
+      step[j] += alpha * direction[j];
+      residual[j] -= alpha * product[j];
+    }
+    const double next = dot(residual, residual);
+    const double beta = next / rr;
+    rr = next;
+    for (std::size_t j = 0; j < k; ++j) direction[j] = residual[j] + beta * direction[j];
+  }
+}
+
 }  // namespace
 
 LogisticRegression LogisticRegression::train(MatrixView x, std::span<const int> y, const Params& params) {
@@ -88,7 +152,7 @@ LogisticRegression LogisticRegression::train(MatrixView x, std::span<const int> 
   }
 
   const double c = params.C;
-  std::vector<double> w(k, 0.0), score(n, 0.0);
+  std::vector<double> w(k, 0.0);
   auto objective = [&](const std::vector<double>& v) {
     double loss = 0;
     for (std::size_t r = 0; r < n; ++r) {
@@ -102,7 +166,8 @@ LogisticRegression LogisticRegression::train(MatrixView x, std::span<const int> 
   };
 
   const double gradient_tolerance = params.tol * std::max(1.0, c * static_cast<double>(n));
-  std::vector<double> gradient(k), hessian(k * k), step(k), trial(k);
+  const bool direct = d <= kDirectNewtonMaxFeatures;
+  std::vector<double> gradient(k), hessian(direct ? k * k : 0), curvature(direct ? 0 : n), step(k), trial(k);
   double current = objective(w);
   for (int iteration = 1; iteration <= params.max_iter + 1; ++iteration) {
     std::fill(gradient.begin(), gradient.end(), 0.0);
@@ -114,18 +179,23 @@ LogisticRegression LogisticRegression::train(MatrixView x, std::span<const int> 
       const double p = sigmoid(s);
       const double g = c * (p - y[r]);
       const double h = c * p * (1 - p);
-      for (std::size_t a = 0; a < d; ++a) {
-        gradient[a] += g * zr[a];
-        const double ha = h * zr[a];
-        for (std::size_t b = 0; b <= a; ++b) hessian[a * k + b] += ha * zr[b];
-        hessian[d * k + a] += ha;
+      if (direct) {
+        for (std::size_t a = 0; a < d; ++a) {
+          gradient[a] += g * zr[a];
+          const double ha = h * zr[a];
+          for (std::size_t b = 0; b <= a; ++b) hessian[a * k + b] += ha * zr[b];
+          hessian[d * k + a] += ha;
+        }
+        hessian[d * k + d] += h;
+      } else {
+        for (std::size_t a = 0; a < d; ++a) gradient[a] += g * zr[a];
+        curvature[r] = h;
       }
       gradient[d] += g;
-      hessian[d * k + d] += h;
     }
     for (std::size_t j = 0; j < d; ++j) {
       gradient[j] += w[j];
-      hessian[j * k + j] += 1.0;
+      if (direct) hessian[j * k + j] += 1.0;
     }
     double largest = 0;
     for (double g : gradient) largest = std::max(largest, std::fabs(g));
@@ -136,17 +206,21 @@ LogisticRegression LogisticRegression::train(MatrixView x, std::span<const int> 
     if (iteration > params.max_iter) break;
     model.iterations_ = iteration;
 
-    for (std::size_t i = 0; i < k; ++i) step[i] = -gradient[i];
-    // The Hessian is positive definite in exact arithmetic (the penalty adds the identity on the
-    // weights); if rounding says otherwise, add a little more ridge until Cholesky succeeds.
-    double ridge = 0;
-    while (!cholesky_solve(hessian, k, step)) {
-      ridge = ridge == 0 ? 1e-10 : ridge * 10;
-      for (std::size_t i = 0; i < k; ++i) {
-        step[i] = -gradient[i];
-        hessian[i * k + i] += ridge;
+    if (!direct) {
+      conjugate_gradient_step(z, n, d, curvature, gradient, step);
+    } else {
+      for (std::size_t i = 0; i < k; ++i) step[i] = -gradient[i];
+      // The Hessian is positive definite in exact arithmetic (the penalty adds the identity on the
+      // weights); if rounding says otherwise, add a little more ridge until Cholesky succeeds.
+      double ridge = 0;
+      while (!cholesky_solve(hessian, k, step)) {
+        ridge = ridge == 0 ? 1e-10 : ridge * 10;
+        for (std::size_t i = 0; i < k; ++i) {
+          step[i] = -gradient[i];
+          hessian[i * k + i] += ridge;
+        }
+        if (ridge > 1e6) break;
       }
-      if (ridge > 1e6) break;
     }
     double slope = 0;
     for (std::size_t i = 0; i < k; ++i) slope += gradient[i] * step[i];

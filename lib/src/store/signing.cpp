@@ -9,7 +9,6 @@
 
 #include <cerrno>
 #include <cstring>
-#include <fstream>
 
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
@@ -27,6 +26,7 @@ namespace modelreg {
 namespace {
 
 constexpr std::size_t kMinKeyBytes = 16;
+constexpr std::uint64_t kMaxKeyFileBytes = 64u << 10;
 constexpr const char* kAlgorithm = "hmac-sha256";
 
 // Length-prefixed fields: an 8-byte little-endian length, then the bytes.
@@ -132,28 +132,71 @@ std::string signing_key_id(std::string_view key) {
 }
 
 std::string read_signing_key(const std::filesystem::path& file) {
-  std::error_code ec;
-  if (!std::filesystem::exists(file, ec)) {
-    throw Error(Errc::not_found, fmt::format("signing key file '{}' does not exist; create one with `modelreg keygen "
-                                             "{}` (and keep it secret)",
-                                             file.string(), file.string()));
+  const std::string name = file.string();
+  // One open, then fstat on that descriptor: the checks and the read see the same file (a symlink
+  // is followed, as ssh does, and the target is checked). O_NONBLOCK: opening a FIFO must not wait.
+  const int fd = ::open(file.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+  if (fd < 0) {
+    const int error = errno;
+    if (error == ENOENT) {
+      throw Error(Errc::not_found, fmt::format("signing key file '{}' does not exist; create one with `modelreg "
+                                               "keygen {}` (and keep it secret)",
+                                               name, name));
+    }
+    throw Error(Errc::io_error, fmt::format("cannot open signing key file '{}': {}", name, std::strerror(error)));
   }
-  if (std::filesystem::is_directory(file, ec)) {
-    throw Error(Errc::invalid_argument, fmt::format("signing key file '{}' is a directory; give the key file", file.string()));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    throw Error(Errc::io_error, fmt::format("cannot stat signing key file '{}': {}", name, std::strerror(errno)));
   }
-  std::ifstream in(file, std::ios::binary);
-  std::string key((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in && !in.eof()) {
-    throw Error(Errc::io_error, fmt::format("cannot read signing key file '{}': {}", file.string(), std::strerror(errno)));
+  if (S_ISDIR(st.st_mode)) {
+    throw Error(Errc::invalid_argument, fmt::format("signing key file '{}' is a directory; give the key file", name));
   }
+  if (!S_ISREG(st.st_mode)) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("signing key file '{}' is not a regular file (a device, FIFO or socket); give the key "
+                            "file",
+                            name));
+  }
+  // A key is a few dozen bytes; reading a huge file as one would be work without bound.
+  if (static_cast<std::uint64_t>(st.st_size) > kMaxKeyFileBytes) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("signing key file '{}' holds {} bytes, more than a key file may ({}); is it the right "
+                            "file? (create a key with `modelreg keygen FILE`)",
+                            name, st.st_size, kMaxKeyFileBytes));
+  }
+  std::string key(static_cast<std::size_t>(st.st_size), '\0');
+  std::size_t got = 0;
+  while (got < key.size()) {
+    const ssize_t n = ::read(fd, key.data() + got, key.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      throw Error(Errc::io_error, fmt::format("cannot read signing key file '{}': {}", name, std::strerror(errno)));
+    }
+    if (n == 0) break;  // shrank while being read
+    got += static_cast<std::size_t>(n);
+  }
+  key.resize(got);
   while (!key.empty() && (key.back() == '\n' || key.back() == '\r' || key.back() == ' ' || key.back() == '\t')) {
     key.pop_back();
   }
+  // A file too short to be a key is reported as that first: fixing its mode would not help.
   if (key.size() < kMinKeyBytes) {
     throw Error(Errc::invalid_argument,
                 fmt::format("signing key file '{}' holds {} bytes; a key needs at least {} (create one with "
                             "`modelreg keygen FILE`)",
-                            file.string(), key.size(), kMinKeyBytes));
+                            name, key.size(), kMinKeyBytes));
+  }
+  // As ssh with private keys: a key others can read (or replace) is no longer a secret of its owner.
+  if ((st.st_mode & 077) != 0) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("signing key file '{}' is accessible by {} (mode {:04o}); a key must be readable only "
+                            "by its owner: chmod 600 {}",
+                            name, (st.st_mode & 007) != 0 ? "others" : "its group", st.st_mode & 07777, name));
   }
   return key;
 }

@@ -2,6 +2,7 @@
 // gc, sign, keygen.
 #include <algorithm>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -33,14 +34,21 @@ int print_transition(const Globals& g, const Transition& t, std::string_view ver
 }
 
 struct PromoteArgs {
-  std::string ref, reason, require_better;
+  std::string ref, reason;
+  std::optional<std::string> require_better;  // given, even empty: the guard is on
 };
 
 int cmd_promote(const Globals& g, const PromoteArgs& a) {
   const ModelRef ref = parse_ref(a.ref);
   Registry r = open_registry(g, false);
   PromoteOptions o{a.reason, actor_of(g), std::nullopt};
-  if (!a.require_better.empty()) o.require_better = a.require_better;
+  if (a.require_better) {
+    if (a.require_better->empty()) {
+      throw UsageError("--require-better needs a metric name, e.g. --require-better f1 (an empty one would disable "
+                       "the guard)");
+    }
+    o.require_better = a.require_better;
+  }
   return print_transition(g, r.promote(ref, o), "promoted");
 }
 

@@ -77,12 +77,14 @@ int cmd_train(const Globals& g, const TrainArgs& a) {
 
 struct PredictArgs {
   std::string ref, csv, output, target;
+  bool force = false;
 };
 
 int cmd_predict(const Globals& g, const std::string& ref_text, const std::string& csv, const std::string& output,
-                const std::string& target_option) {
+                const std::string& target_option, bool force) {
   const ModelRef ref = parse_ref(ref_text);
   Registry reg = open_registry(g, false);
+  if (!output.empty() && output != "-") reg.check_output_path(output, force);  // before any work
   const LoadedModel loaded = reg.load_model(ref);
   const ModelVersion& v = loaded.version;
   // Every column is read; the registered features are picked by name, in the registered order.
@@ -157,12 +159,13 @@ void add_predict_command(CLI::App& app, Globals& g) {
       app, g, "predict", "Score a CSV file with a version (loaded and validated)",
       "  modelreg predict fraud --csv new.csv -o scores.csv\n  modelreg predict fraud@3 --csv new.csv --json",
       [](const Globals& globals, const PredictArgs& a) {
-        return cmd_predict(globals, a.ref, a.csv, a.output, a.target);
+        return cmd_predict(globals, a.ref, a.csv, a.output, a.target, a.force);
       });
   cmd->add_option("REF", a->ref, "Version (default: the active one)")->required();
   cmd->add_option("--csv", a->csv, "Rows to score; columns by name, the target column is ignored")->required();
   cmd->add_option("-o,--output", a->output, "Write here instead of stdout");
   cmd->add_option("--target", a->target, "Label column to ignore (default: the one recorded by train)");
+  cmd->add_flag("--force", a->force, "Replace the output file if it exists");
 }
 
 }  // namespace modelreg::cli

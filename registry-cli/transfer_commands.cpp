@@ -94,6 +94,7 @@ int cmd_register(const Globals& g, const RegisterArgs& a) {
 
 struct GetArgs {
   std::string ref, output;
+  bool force = false;
 };
 
 int cmd_get(const Globals& g, const GetArgs& a) {
@@ -109,7 +110,7 @@ int cmd_get(const Globals& g, const GetArgs& a) {
   }
   {
     ProgressBar bar(fmt::format("writing {}", v.ref_string()));
-    reg.load_to_file(exact, a.output, bar.callback());
+    reg.load_to_file(exact, a.output, bar.callback(), a.force);
   }
   if (g.json) {
     print_json({{"ref", v.ref_string()}, {"path", a.output}, {"bytes", v.blob.raw_size}, {"sha256", v.blob.sha256}});
@@ -234,6 +235,7 @@ void add_get_command(CLI::App& app, Globals& g) {
       cmd_get);
   cmd->add_option("REF", a->ref, "Version")->required();
   cmd->add_option("-o,--output", a->output, "Output file, or - for stdout")->required();
+  cmd->add_flag("--force", a->force, "Replace the output file if it exists");
 }
 
 void add_export_command(CLI::App& app, Globals& g) {

@@ -271,3 +271,33 @@ TEST_CASE("each event kind has one stored name, and the names read back as the k
   CHECK_FALSE(parse_event_kind("sign").has_value());
   CHECK_FALSE(parse_event_kind("").has_value());
 }
+
+TEST_CASE_FIXTURE(Fixture, "promote and rollback refuse a version whose stored bytes fail verification") {
+  versions(3);
+  reg.promote(ref("fraud@1"));
+  reg.promote(ref("fraud@2"));
+  test::flip_chunk_byte(db, test::first_chunk_of_version(3));
+  test::flip_chunk_byte(db, test::first_chunk_of_version(1));
+  const auto events = reg.history("fraud").size();
+  for (const auto& attempt : std::vector<std::function<void()>>{
+           [&] { reg.promote(ref("fraud@3")); },
+           [&] { reg.rollback("fraud"); },  // back to fraud@1, which rotted too
+           [&] { reg.rollback("fraud", {.to = ref("fraud@3")}); }}) {
+    try {
+      attempt();
+      FAIL("a version with damaged bytes became active");
+    } catch (const Error& e) {
+      CHECK(e.code() == Errc::corruption);
+      CHECK(std::string(e.what()).find("fail verification") != std::string::npos);
+    }
+  }
+  CHECK(active() == 2);
+  CHECK(reg.history("fraud").size() == events);
+}
+
+TEST_CASE_FIXTURE(Fixture, "a guard with an empty metric name is refused, not a disabled guard") {
+  versions(2);
+  reg.promote(ref("fraud@1"));
+  CHECK(code_of([&] { reg.promote(ref("fraud@2"), {.require_better = ""}); }) == Errc::invalid_argument);
+  CHECK(active() == 1);
+}

@@ -62,3 +62,15 @@ TEST_CASE("labels that would read as a number or a keyword are not labels") {
   CHECK(modelreg::is_valid_label("v7"));
   CHECK(modelreg::is_valid_label("Active2"));
 }
+
+TEST_CASE("labels are distinct from the reserved words active and latest whatever their case") {
+  for (const char* word : {"active", "Active", "ACTIVE", "aCtIvE", "latest", "Latest", "LATEST"}) {
+    CAPTURE(word);
+    CHECK_FALSE(modelreg::is_valid_label(word));
+  }
+  CHECK(modelreg::is_valid_label("actively"));
+  CHECK(modelreg::is_valid_label("latest2"));
+  CHECK(ModelRef::parse("fraud@ACTIVE").kind() == ModelRef::Kind::active);
+  CHECK(ModelRef::parse("fraud@Latest").kind() == ModelRef::Kind::latest);
+  CHECK(ModelRef::parse("fraud@Latest").to_string() == "fraud@latest");
+}

@@ -1,3 +1,7 @@
+#include <sys/stat.h>
+
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -318,4 +322,149 @@ TEST_CASE("one registry can be used from several threads at once") {
   for (auto& th : threads) th.join();
   CHECK(failures == 0);
   CHECK(reg.list_versions("shared").size() == 40);
+}
+
+namespace {
+
+// Every table's rows as text, to show that a refused call left the database exactly as it was.
+std::string dump(const std::filesystem::path& db) {
+  SQLite::Database d = test::raw(db, false);
+  std::string out;
+  SQLite::Statement tables(d, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+  while (tables.executeStep()) {
+    const std::string table = tables.getColumn(0).getString();
+    SQLite::Statement rows(d, "SELECT * FROM \"" + table + "\"");
+    out += table + ":\n";
+    while (rows.executeStep()) {
+      for (int i = 0; i < rows.getColumnCount(); ++i) out += rows.getColumn(i).getString() + "|";
+      out += "\n";
+    }
+  }
+  return out;
+}
+
+std::string file_bytes(const std::filesystem::path& f) {
+  std::ifstream in(f, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+}  // namespace
+
+TEST_CASE("register_file reads pipes, FIFOs and /proc files to their end") {
+  test::TempDir dir;
+  Registry reg(dir / "r.db");
+  const std::string bytes = test::random_bytes(300'000, 8);
+
+  // A FIFO, written by another thread while the registry reads it.
+  const auto fifo = dir / "model.fifo";
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  std::thread writer([&] {
+    std::ofstream out(fifo, std::ios::binary);
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  });
+  const ModelVersion from_fifo = reg.register_file(spec("fifo"), fifo);
+  writer.join();
+  CHECK(from_fifo.blob.raw_size == bytes.size());
+  CHECK(reg.load_bytes(ref("fifo@1")) == bytes);
+
+  // A /proc file reports size 0 but has content.
+  const ModelVersion from_proc = reg.register_file(spec("proc"), "/proc/self/status");
+  CHECK(from_proc.blob.raw_size > 0);
+  CHECK(reg.load_bytes(ref("proc@1")).find("Name:") != std::string::npos);
+
+  // An empty regular file is 0 bytes, as it is.
+  std::ofstream(dir / "empty.bin").flush();
+  CHECK(reg.register_file(spec("empty"), dir / "empty.bin").blob.raw_size == 0);
+}
+
+TEST_CASE("a file that changes while it is registered is refused, naming it, and nothing is stored") {
+  test::TempDir dir;
+  Options o;
+  o.chunk_size = 64 << 10;
+  o.compression_threads = 1;
+  Registry reg(dir / "r.db", o);
+  reg.register_bytes(spec("other"), "keep me");
+  const auto file = dir / "growing.bin";
+  { std::ofstream(file, std::ios::binary) << test::random_bytes(400'000, 3); }
+  const std::string before = dump(dir / "r.db");
+  bool appended = false;
+  const auto grow = [&](std::uint64_t, std::optional<std::uint64_t>) {
+    if (appended) return;
+    appended = true;  // after the first chunk: another process appends to the file
+    std::ofstream(file, std::ios::binary | std::ios::app) << "more bytes";
+  };
+  try {
+    reg.register_file(spec("fraud"), file, grow);
+    FAIL("a file that grew while it was read was registered");
+  } catch (const Error& e) {
+    CHECK(e.code() == Errc::io_error);
+    CHECK(std::string(e.what()).find("growing.bin' changed while it was read") != std::string::npos);
+  }
+  CHECK(appended);
+  CHECK(dump(dir / "r.db") == before);
+}
+
+TEST_CASE("opening a file that is not a registry leaves it byte-identical") {
+  test::TempDir dir;
+  // An application's own SQLite file, in rollback-journal mode.
+  const auto app = dir / "app.db";
+  {
+    SQLite::Database d(app.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    d.exec("CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users(name) VALUES ('ada');"
+           "PRAGMA user_version = 3");
+  }
+  const std::string app_bytes = file_bytes(app);
+  for (bool create : {false, true}) {
+    Options o;
+    o.create_if_missing = create;
+    try {
+      Registry reg(app, o);
+      FAIL("a foreign SQLite file opened as a registry");
+    } catch (const Error& e) {
+      CHECK(e.code() == Errc::incompatible);
+      CHECK(std::string(e.what()).find("not a modelreg database") != std::string::npos);
+    }
+    CHECK(file_bytes(app) == app_bytes);
+    CHECK_FALSE(std::filesystem::exists(app.string() + "-wal"));
+  }
+  // An empty file: read-only uses are refused and it stays empty; a writing open creates a registry.
+  const auto empty = dir / "empty.db";
+  std::ofstream(empty).flush();
+  Options read;
+  read.create_if_missing = false;
+  try {
+    Registry reg(empty, read);
+    FAIL("an empty file opened for reading");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("empty file, not a modelreg database") != std::string::npos);
+  }
+  CHECK(std::filesystem::file_size(empty) == 0);
+  Registry created(empty);
+  CHECK(created.schema_version() == Registry::supported_schema_version());
+}
+
+TEST_CASE("no output path may be the registry's own files, and an existing file needs overwrite") {
+  test::TempDir dir;
+  const auto db = dir / "r.db";
+  Registry reg(db);
+  reg.register_bytes(spec("fraud"), "model bytes");
+  const std::string before = dump(db);
+  for (const std::string& own : {db.string(), db.string() + "-wal", db.string() + "-shm", db.string() + "-journal",
+                                 (dir / "." / "r.db").string()}) {
+    CAPTURE(own);
+    CHECK(code_of([&] { reg.load_to_file(ref("fraud@1"), own, {}, true); }) == Errc::invalid_argument);
+  }
+  // Through a symbolic link too.
+  std::filesystem::create_symlink(db, dir / "link.db");
+  CHECK(code_of([&] { reg.load_to_file(ref("fraud@1"), dir / "link.db", {}, true); }) == Errc::invalid_argument);
+  CHECK(dump(db) == before);
+  CHECK(Registry(db).load_bytes(ref("fraud@1")) == "model bytes");
+
+  const auto out = dir / "out.bin";
+  { std::ofstream(out) << "precious"; }
+  CHECK(code_of([&] { reg.load_to_file(ref("fraud@1"), out); }) == Errc::already_exists);
+  CHECK(file_bytes(out) == "precious");
+  reg.load_to_file(ref("fraud@1"), out, {}, true);
+  CHECK(file_bytes(out) == "model bytes");
+  CHECK(code_of([&] { reg.load_to_file(ref("fraud@1"), dir.path(), {}, true); }) == Errc::invalid_argument);
 }

@@ -115,9 +115,9 @@ struct Cli {
 
   // Runs a command that must fail with `status` and a message containing `needle`, and checks
   // that the database did not change.
-  void refused(const std::vector<std::string>& args, int status, const std::string& needle) {
+  void refused(const std::vector<std::string>& args, int status, const std::string& needle, bool with_db = true) {
     const std::string before = std::filesystem::exists(db) ? fingerprint(db) : "";
-    Result r = run(args);
+    Result r = run(args, with_db);
     INFO("modelreg ", fmt::format("{}", fmt::join(args, " ")), "\nstdout: ", r.out, "\nstderr: ", r.err);
     CHECK(r.status == status);
     CHECK(r.err.find(needle) != std::string::npos);
@@ -272,6 +272,13 @@ TEST_CASE_FIXTURE(Cli, "get writes verified bytes to a file or stdout") {
   CHECK(slurp(dir / "active.bin") == test::compressible_bytes(50'000, 2));
   CHECK(ok({"get", "fraud@3", "-o", "-"}).out == test::compressible_bytes(50'000, 3));
   refused({"get", "fraud@3", "-o", (dir / "no-such-dir" / "x.bin").string()}, 1, "cannot write");
+  // Nothing a command writes may replace an existing file without --force, nor the registry itself.
+  refused({"get", "fraud@3", "-o", (dir / "out.bin").string()}, 1, "already exists");
+  ok({"get", "fraud@3", "-o", (dir / "out.bin").string(), "--force"});
+  CHECK(slurp(dir / "out.bin") == test::compressible_bytes(50'000, 3));
+  for (const std::string suffix : {"", "-wal", "-shm"}) {
+    refused({"get", "fraud@3", "-o", db.string() + suffix, "--force"}, 1, "this registry's own file");
+  }
 }
 
 TEST_CASE_FIXTURE(Cli, "export and import carry versions, metadata and lineage, all or nothing") {
@@ -282,9 +289,14 @@ TEST_CASE_FIXTURE(Cli, "export and import carry versions, metadata and lineage, 
   refused({"export", "fraud@1", "-o", bundle.string()}, 1, "already exists");
 
   Cli other;
-  auto i = other.ok({"--json", "import", bundle.string()}).parsed();
-  CHECK(i["imported"] == json::array({"fraud@2", "fraud@3"}));
-  CHECK(i["dropped_lineage"].size() == 1);  // fraud@2's parent fraud@1 is not in the other registry
+  // fraud@2's parent fraud@1 is neither in the bundle nor in the other registry: refused, nothing
+  // imported (lineage is never silently dropped).
+  other.refused({"import", bundle.string()}, 1, "is neither in the bundle nor in this registry");
+  const auto whole = dir / "whole.bundle";
+  ok({"export", "fraud@1", "fraud@2", "fraud@3", "-o", whole.string()});
+  auto i = other.ok({"--json", "import", whole.string()}).parsed();
+  CHECK(i["imported"] == json::array({"fraud@1", "fraud@2", "fraud@3"}));
+  CHECK(i["dropped_lineage"].empty());
   auto v3 = other.ok({"--json", "show", "fraud@3"}).parsed();
   CHECK(v3["parents"][0]["ref"] == "fraud@2");  // kept: the parent came along
   CHECK(v3["metrics"]["f1"] == 0.82);
@@ -623,3 +635,32 @@ TEST_CASE_FIXTURE(Cli, "signed versions: keygen, sign, and --signing-key (or $MO
   // Without a key nothing is checked: a registry that does not use signing works as before.
   ok({"get", "fraud@2", "-o", out});
 }
+
+TEST_CASE_FIXTURE(Cli, "reading commands leave a file that is not a registry byte-identical, and create nothing") {
+  const auto app = dir / "app.db";
+  {
+    SQLite::Database d(app.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    d.exec("CREATE TABLE users(id INTEGER PRIMARY KEY, name TEXT); INSERT INTO users(name) VALUES ('ada')");
+  }
+  const std::string before = slurp(app);
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"list"}, {"sql", "SELECT 1"}, {"history", "fraud"}, {"verify"}, {"register", "fraud", "--file",
+                                                                             app.string()}}) {
+    CAPTURE(args.front());
+    std::vector<std::string> full{"--db", app.string()};
+    full.insert(full.end(), args.begin(), args.end());
+    refused(full, 1, "not a modelreg database", false);
+    CHECK(slurp(app) == before);
+  }
+  const auto empty = dir / "empty.db";
+  { std::ofstream touch(empty); }
+  refused({"--db", empty.string(), "sql", "SELECT 1"}, 1, "empty file, not a modelreg database", false);
+  refused({"--db", empty.string(), "list"}, 1, "empty file", false);
+  CHECK(std::filesystem::file_size(empty) == 0);
+}
+
+TEST_CASE_FIXTURE(Cli, "an empty --require-better is a usage error, not a disabled guard") {
+  seed();
+  refused({"promote", "fraud@2", "--require-better", ""}, 2, "needs a metric name");
+}
+

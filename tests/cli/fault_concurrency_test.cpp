@@ -222,8 +222,8 @@ void command_reader(const Setup& s, int r, Clock::time_point deadline, WorkerLog
       {"--db", db, "lineage", "fraud@1"},
       {"--db", db, "sql", "SELECT model, version, active FROM model_versions ORDER BY version DESC LIMIT 20"},
       {"--db", db, "predict", "fraud", "--csv", s.test_csv.string(), "--target", s.data.test.target_name, "-o",
-       out.string()},
-      {"--db", db, "get", "opaque@latest", "-o", out.string()},
+       out.string(), "--force"},
+      {"--db", db, "get", "opaque@latest", "-o", out.string(), "--force"},
   };
   for (std::size_t i = 0; Clock::now() < deadline; ++i) {
     log.command(commands[i % commands.size()]);

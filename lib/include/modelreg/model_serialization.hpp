@@ -135,10 +135,10 @@ class MODELREG_API ModelInputArchive
 };
 
 // Error(incompatible): "the <type> archive holds class version N; this program reads up to M".
-[[noreturn]] void throw_version_error(std::string_view type_name, unsigned version, unsigned supported);
+[[noreturn]] MODELREG_API void throw_version_error(std::string_view type_name, unsigned version, unsigned supported);
 
 // Error(corruption): "archive claims N elements of S bytes, only L bytes are left".
-[[noreturn]] void throw_length_error(std::size_t count, std::size_t element_size, std::size_t left);
+[[noreturn]] MODELREG_API void throw_length_error(std::size_t count, std::size_t element_size, std::size_t left);
 
 // Writes or reads a vector of arithmetic values (or of bitwise-serializable structs) as a count
 // and the raw elements. On load the count is checked against the bytes left before anything is

@@ -268,8 +268,14 @@ class MODELREG_API Registry {
   // Streams chunk by chunk; each chunk is verified before it is written to `out`.
   void load_to(const ModelRef& ref, std::ostream& out, const ProgressFn& progress = {}) const;
   // Writes a temporary file beside `file` and renames it into place only when fully verified.
-  void load_to_file(const ModelRef& ref, const std::filesystem::path& file,
-                    const ProgressFn& progress = {}) const;
+  // Refuses, before reading anything, a `file` that check_output_path refuses.
+  void load_to_file(const ModelRef& ref, const std::filesystem::path& file, const ProgressFn& progress = {},
+                    bool overwrite = false) const;
+  // Whether a command may write `file`: Error(invalid_argument) when it is, or would replace, one
+  // of this registry's own files (the database, its -wal, -shm or -journal, under any name that
+  // leads to them); Error(already_exists) when it exists and !overwrite (pass overwrite, the
+  // CLI's --force, to replace it); Error(invalid_argument) for a directory.
+  void check_output_path(const std::filesystem::path& file, bool overwrite) const;
   // Reads and verifies every chunk and the SHA-256 without keeping the bytes.
   void verify(const ModelRef& ref) const;
 

@@ -51,14 +51,36 @@ FileSource::FileSource(const std::filesystem::path& path) : path_(path) {
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd_ < 0) throw_errno("cannot open model file", path_);
   struct stat st {};
-  if (::fstat(fd_, &st) != 0) throw_errno("cannot stat model file", path_);
+  if (::fstat(fd_, &st) != 0) {
+    const int err = errno;
+    ::close(fd_);
+    fd_ = -1;
+    errno = err;
+    throw_errno("cannot stat model file", path_);
+  }
   if (S_ISDIR(st.st_mode)) {
     ::close(fd_);
     fd_ = -1;
     throw Error(Errc::invalid_argument, fmt::format("'{}' is a directory, not a model file", path_.string()));
   }
-  size_ = static_cast<std::uint64_t>(st.st_size);
-  ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
+  regular_ = S_ISREG(st.st_mode);
+  opened_size_ = static_cast<std::uint64_t>(st.st_size);
+  opened_mtime_ = st.st_mtim;
+  // /proc files are regular but report size 0: only a regular file with a size has a known one.
+  if (regular_ && st.st_size > 0) size_ = opened_size_;
+  if (regular_) ::posix_fadvise(fd_, 0, 0, POSIX_FADV_SEQUENTIAL);
+}
+
+void FileSource::check_unchanged() const {
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) throw_errno("cannot stat model file", path_);
+  const bool same = static_cast<std::uint64_t>(st.st_size) == opened_size_ &&
+                    st.st_mtim.tv_sec == opened_mtime_.tv_sec && st.st_mtim.tv_nsec == opened_mtime_.tv_nsec;
+  if (!same || (size_ && read_ != *size_)) {
+    throw Error(Errc::io_error, fmt::format("'{}' changed while it was read (size {} when opened, {} now; {} bytes "
+                                            "read); register it again once nothing is writing it",
+                                            path_.string(), opened_size_, st.st_size, read_));
+  }
 }
 
 FileSource::~FileSource() {
@@ -76,6 +98,10 @@ std::size_t FileSource::read(char* buffer, std::size_t size) {
     if (n == 0) break;
     total += static_cast<std::size_t>(n);
   }
+  read_ += total;
+  // At the end (the bytes a regular file had, or its end of file): it must not have changed since.
+  const bool at_end = total < size || (size_ && read_ >= *size_);
+  if (regular_ && size_ && at_end) check_unchanged();
   return total;
 }
 

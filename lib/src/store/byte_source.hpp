@@ -2,6 +2,8 @@
 // one thread at a time.
 #pragma once
 
+#include <sys/stat.h>
+
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -45,7 +47,10 @@ class StreamSource final : public ByteSource {
   std::istream& in_;
 };
 
-// Reads a file with POSIX read(2); errors name the file.
+// Reads a file to its end with POSIX read(2); errors name the file. The size is known (size())
+// only for a regular file with a size: a pipe, FIFO, process substitution, /dev/stdin or a /proc
+// file is read until it ends. A regular file whose size or modification time changes while it is
+// read is Error(io_error): its bytes would be neither the old file nor the new.
 class FileSource final : public ByteSource {
  public:
   explicit FileSource(const std::filesystem::path& path);
@@ -56,9 +61,16 @@ class FileSource final : public ByteSource {
   std::optional<std::uint64_t> size() const override { return size_; }
 
  private:
+  // Error(io_error) unless the file still has the size and modification time it had when opened.
+  void check_unchanged() const;
+
   std::filesystem::path path_;
   int fd_ = -1;
-  std::uint64_t size_ = 0;
+  std::optional<std::uint64_t> size_;
+  bool regular_ = false;
+  std::uint64_t opened_size_ = 0;
+  struct timespec opened_mtime_ {};
+  std::uint64_t read_ = 0;
 };
 
 }  // namespace modelreg::detail

@@ -64,6 +64,20 @@ Error translate(const SQLite::Exception& e, std::string_view context) {
   }
 }
 
+bool is_modelreg_database(SQLite::Database& db) {
+  const int version = user_version(db);
+  if (version <= 0) return false;
+  const auto tables =
+      db.execAndGet("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('schema_migrations', "
+                    "'models', 'versions')")
+          .getInt();
+  if (tables != 3) return false;
+  // The first migration is recorded in every registry (a newer one records more this build
+  // does not know).
+  SQLite::Statement q(db, "SELECT 1 FROM schema_migrations WHERE version = 1");
+  return q.executeStep();
+}
+
 int user_version(SQLite::Database& db) {
   return db.execAndGet("PRAGMA user_version").getInt();
 }

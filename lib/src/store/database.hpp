@@ -48,6 +48,10 @@ auto guarded(std::string_view context, Body&& body) -> decltype(body()) {
 // PRAGMA user_version.
 int user_version(SQLite::Database& db);
 
+// Whether a non-empty database holds a modelreg schema: a user_version above 0, the models and
+// versions tables, and migration 1 recorded in schema_migrations. Only reads.
+bool is_modelreg_database(SQLite::Database& db);
+
 // A named SAVEPOINT inside a transaction: released by release(), rolled back (to its start) by
 // rollback() or by the destructor.
 class Savepoint {

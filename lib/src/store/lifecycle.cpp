@@ -52,6 +52,18 @@ void Registry::Impl::record_event(std::int64_t model_id, EventKind kind, std::op
   q.exec();
 }
 
+void Registry::Impl::check_activatable(const VersionRow& row, std::string_view verb) const {
+  check_signature(row.id);  // (cheap: metadata rows only)
+  const std::string name = version_id_of(row.id).to_string();
+  try {
+    detail::BlobStore(*db).read(row.blob_id, name, [](const char*, std::size_t) {}, {});
+  } catch (const Error& e) {
+    throw Error(e.code(), fmt::format("refusing to {} {}: its stored bytes fail verification ({}); register the "
+                                      "original file again or restore the database from a backup",
+                                      verb, name, e.what()));
+  }
+}
+
 void Registry::Impl::set_active(const VersionRow& target, const std::optional<VersionRow>& current) {
   if (current) {
     SQLite::Statement off(*db, "UPDATE versions SET is_active = 0 WHERE id = ?");
@@ -110,6 +122,7 @@ Transition Registry::promote(const ModelRef& ref, const PromoteOptions& options)
                                 name, m, *candidate, ref.model(), current->number, *incumbent));
       }
     }
+    impl_->check_activatable(target, "promote");
     impl_->set_active(target, current);
     impl_->record_event(target.model_id, EventKind::promote, target.number, t.from_version, target.number, who,
                         options.reason);
@@ -156,7 +169,7 @@ Transition Registry::rollback(std::string_view model, const RollbackOptions& opt
                                 model));
       }
     }
-    impl_->check_signature(target->id);
+    impl_->check_activatable(*target, "roll back to");
     impl_->set_active(*target, current);
     Transition t{std::string(model), current ? std::optional(current->number) : std::nullopt, target->number};
     impl_->record_event(mid, EventKind::rollback, target->number, t.from_version, target->number, who, options.reason);

@@ -1,6 +1,8 @@
 #include "modelreg/model_ref.hpp"
 
+#include <algorithm>
 #include <charconv>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -17,6 +19,19 @@ bool is_alnum(char c) noexcept {
 constexpr std::string_view kForms =
     "expected NAME, NAME@active, NAME@latest, NAME@<number> or NAME@<label> "
     "(e.g. fraud@7, fraud@v1.2.0)";
+
+// The reserved selectors, whatever their case: "Active" or "LATEST" can never be a label, and
+// NAME@ACTIVE means NAME@active.
+std::optional<ModelRef::Kind> reserved_kind(std::string_view word) noexcept {
+  auto same = [&](std::string_view reserved) {
+    return word.size() == reserved.size() &&
+           std::equal(word.begin(), word.end(), reserved.begin(),
+                      [](char a, char b) { return (a >= 'A' && a <= 'Z' ? a - 'A' + 'a' : a) == b; });
+  };
+  if (same("active")) return ModelRef::Kind::active;
+  if (same("latest")) return ModelRef::Kind::latest;
+  return std::nullopt;
+}
 
 }  // namespace
 
@@ -35,7 +50,7 @@ bool is_valid_label(std::string_view label) noexcept {
   for (char c : label) {
     if (!is_alnum(c) && c != '_' && c != '.' && c != '+' && c != '-') return false;
   }
-  return label != "active" && label != "latest";
+  return !reserved_kind(label);
 }
 
 ModelRef::ModelRef(std::string model, Kind kind, std::int64_t number, std::string label)
@@ -59,8 +74,7 @@ ModelRef ModelRef::parse(std::string_view text) {
     throw Error(Errc::invalid_argument,
                 fmt::format("'{}' is not a valid model reference: nothing after '@'; {}", text, kForms));
   }
-  if (selector == "active") return active(name);
-  if (selector == "latest") return latest(name);
+  if (const auto kind = reserved_kind(selector)) return *kind == Kind::active ? active(name) : latest(name);
   if (selector.front() >= '0' && selector.front() <= '9') {
     std::int64_t n = 0;
     auto [end, ec] = std::from_chars(selector.data(), selector.data() + selector.size(), n);

@@ -269,7 +269,22 @@ Registry::Registry(const std::filesystem::path& path, Options options) : impl_(s
                                          path.string());
       impl_->write_refusal_code = Errc::io_error;
     }
+    // Look before changing anything: a file that is not a modelreg database (an application's own
+    // SQLite file, an empty file a read command was pointed at) must be left byte-identical.
     const bool empty = db.execAndGet("PRAGMA page_count").getInt64() == 0;
+    // Blank: nothing in it yet (or another process is creating a registry in it right now).
+    const bool blank = empty || (detail::user_version(db) == 0 &&
+                                 db.execAndGet("SELECT count(*) FROM sqlite_master").getInt64() == 0);
+    if (blank && exists && !o.create_if_missing) {
+      throw Error(Errc::incompatible, fmt::format("'{}' is an empty file, not a modelreg database; pass the right --db, "
+                                                  "or create a registry there with `modelreg init`",
+                                                  path.string()));
+    }
+    if (!blank && !detail::is_modelreg_database(db)) {
+      throw Error(Errc::incompatible, fmt::format("'{}' is an SQLite database but not a modelreg database (it has no "
+                                                  "modelreg schema); pass the right --db",
+                                                  path.string()));
+    }
     if (impl_->write_refusal.empty()) {
       if (empty) {
         // Only settable before the first table exists.
@@ -295,12 +310,6 @@ Registry::Registry(const std::filesystem::path& path, Options options) : impl_(s
     }
     const int version = detail::user_version(db);
     const int supported = supported_schema_version();
-    if (version == 0 && !empty &&
-        db.execAndGet("SELECT count(*) FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'").getInt64() > 0) {
-      throw Error(Errc::incompatible, fmt::format("'{}' is an SQLite database but not a modelreg database (it has "
-                                                  "tables but no modelreg schema); pass the right --db",
-                                                  path.string()));
-    }
     if (version > supported) {
       impl_->write_refusal = fmt::format(
           "'{}' has schema version {}, newer than this modelreg supports ({}); upgrade modelreg to write to it "
@@ -544,7 +553,38 @@ void Registry::load_to(const ModelRef& ref, std::ostream& out, const ProgressFn&
   });
 }
 
-void Registry::load_to_file(const ModelRef& ref, const std::filesystem::path& file, const ProgressFn& progress) const {
+void Registry::check_output_path(const std::filesystem::path& file, bool overwrite) const {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  // Both paths as they resolve (links followed, the file need not exist yet), and by identity.
+  const fs::path target = fs::weakly_canonical(fs::absolute(file, ec), ec);
+  const std::string db = impl_->path.string();
+  for (const std::string& own : {db, db + "-wal", db + "-shm", db + "-journal"}) {
+    std::error_code e1, e2;
+    const bool same_name = fs::weakly_canonical(fs::absolute(own, e1), e1) == target && !e1 && !ec;
+    const bool same_file = fs::exists(own, e2) && fs::exists(file, e2) && fs::equivalent(own, file, e2) && !e2;
+    if (same_name || same_file) {
+      throw Error(Errc::invalid_argument, fmt::format("'{}' is this registry's own file ('{}'); writing it would destroy "
+                                                      "the registry: choose another output path",
+                                                      file.string(), own));
+    }
+  }
+  const fs::file_status st = fs::status(file, ec);
+  if (fs::is_directory(st)) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("'{}' is a directory; give a file path to write, e.g. '{}'", file.string(),
+                            (file / "model.bin").string()));
+  }
+  if (fs::exists(st) && !overwrite) {
+    throw Error(Errc::already_exists,
+                fmt::format("'{}' already exists; remove it, choose another path, or pass --force to replace it",
+                            file.string()));
+  }
+}
+
+void Registry::load_to_file(const ModelRef& ref, const std::filesystem::path& file, const ProgressFn& progress,
+                            bool overwrite) const {
+  check_output_path(file, overwrite);
   const std::filesystem::path tmp = file.string() + ".modelreg-partial";
   guarded(fmt::format("loading {} into '{}'", ref.to_string(), file.string()), [&] {
     std::FILE* f = std::fopen(tmp.c_str(), "wb");

@@ -186,6 +186,10 @@ struct __attribute__((visibility("hidden"))) Registry::Impl {
                     std::optional<std::int64_t> from, std::optional<std::int64_t> to, const std::string& actor,
                     std::string_view reason, std::string_view details = {});
   void set_active(const VersionRow& target, const std::optional<VersionRow>& current);
+  // Before a version becomes active: its signature (with a key) and every byte of its blob
+  // (chunks and SHA-256), so that no restart comes up on an active version that cannot load.
+  // Error(validation_failed / corruption) saying why `verb` ("promote") was refused.
+  void check_activatable(const VersionRow& row, std::string_view verb) const;
   // The promotion history as a stack of version numbers: a promote pushes; a rollback pops back to
   // its target (or pushes it when it was never active before). The top is the current version.
   std::vector<std::int64_t> activation_stack(std::int64_t model_id) const;

@@ -15,10 +15,14 @@
 namespace modelreg::cli {
 namespace {
 
-// Mermaid node ids allow only letters, digits and underscores.
+// Mermaid node ids allow only letters, digits and underscores: every other byte (and '_' itself)
+// becomes _XX (its hex), so distinct refs (a.b@1, a-b@1, a_b@1) get distinct ids.
 std::string mermaid_id(const std::string& ref) {
   std::string id;
-  for (char c : ref) id += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+  for (char c : ref) {
+    const auto byte = static_cast<unsigned char>(c);
+    id += std::isalnum(byte) ? std::string(1, c) : fmt::format("_{:02X}", byte);
+  }
   return id;
 }
 

@@ -301,3 +301,43 @@ TEST_CASE_FIXTURE(Fixture, "a guard with an empty metric name is refused, not a 
   CHECK(code_of([&] { reg.promote(ref("fraud@2"), {.require_better = ""}); }) == Errc::invalid_argument);
   CHECK(active() == 1);
 }
+
+TEST_CASE_FIXTURE(Fixture, "a rollback with nothing to roll back to says what is active and what became of the rest") {
+  versions(3);
+  reg.promote(ref("fraud@1"));
+  reg.promote(ref("fraud@2"));
+  reg.promote(ref("fraud@3"));
+  reg.archive(ref("fraud@2"));
+  reg.archive(ref("fraud@1"));
+  reg.delete_version(ref("fraud@1"));
+  try {
+    reg.rollback("fraud");
+    FAIL("rolled back to an archived or deleted version");
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    CHECK(msg.find("fraud@3 is active") != std::string::npos);
+    CHECK(msg.find("fraud@2 is archived") != std::string::npos);
+    CHECK(msg.find("fraud@1 was deleted") != std::string::npos);
+  }
+  CHECK(active() == 3);
+}
+
+TEST_CASE_FIXTURE(Fixture, "unarchiving a version that is not archived says so and records nothing") {
+  versions(2);
+  reg.promote(ref("fraud@1"));
+  const auto events = reg.history("fraud").size();
+  try {
+    reg.unarchive(ref("fraud@2"));
+    FAIL("unarchived a version that is not archived");
+  } catch (const Error& e) {
+    CHECK(e.code() == Errc::conflict);
+    CHECK(std::string(e.what()).find("fraud@2 is not archived") != std::string::npos);
+  }
+  try {
+    reg.unarchive(ref("fraud@1"));
+    FAIL("unarchived the active version");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("it is the active version") != std::string::npos);
+  }
+  CHECK(reg.history("fraud").size() == events);
+}

@@ -2,6 +2,7 @@
 // parsed and checked, and the bad inputs — each gives the documented error and exit status and
 // leaves the database exactly as it was.
 #include <fstream>
+#include <set>
 #include <sstream>
 
 #include <doctest/doctest.h>
@@ -662,5 +663,22 @@ TEST_CASE_FIXTURE(Cli, "reading commands leave a file that is not a registry byt
 TEST_CASE_FIXTURE(Cli, "an empty --require-better is a usage error, not a disabled guard") {
   seed();
   refused({"promote", "fraud@2", "--require-better", ""}, 2, "needs a metric name");
+}
+
+TEST_CASE_FIXTURE(Cli, "Mermaid lineage gives distinct node ids to names that differ only in punctuation") {
+  for (const std::string name : {"a.b", "a-b", "a_b"}) {
+    ok({"register", name, "--file", file(name + ".bin", name).string()});
+  }
+  ok({"register", "child", "--file", file("child.bin", "child").string(), "--parent", "a.b@1", "--parent", "a-b@1",
+      "--parent", "a_b@1"});
+  const std::string out = ok({"lineage", "child@1", "--format", "mermaid"}).out;
+  std::set<std::string> ids;  // every node id: the word before each ["label"]
+  for (std::size_t at = out.find("[\""); at != std::string::npos; at = out.find("[\"", at + 1)) {
+    std::size_t start = at;
+    while (start > 0 && (std::isalnum(static_cast<unsigned char>(out[start - 1])) || out[start - 1] == '_')) --start;
+    ids.insert(out.substr(start, at - start));
+  }
+  CAPTURE(out);
+  CHECK(ids.size() == 4);  // child@1, a.b@1, a-b@1, a_b@1
 }
 

@@ -151,6 +151,7 @@ Transition Registry::rollback(std::string_view model, const RollbackOptions& opt
     } else {
       std::vector<std::int64_t> stack = impl_->activation_stack(mid);
       // Walk back past the current version and any version archived or deleted since.
+      std::vector<std::string> gone;  // earlier active versions passed over, and why
       while (!stack.empty()) {
         const std::int64_t n = stack.back();
         stack.pop_back();
@@ -160,13 +161,16 @@ Transition Registry::rollback(std::string_view model, const RollbackOptions& opt
           target = row;
           break;
         }
+        gone.push_back(fmt::format("{}@{} {}", model, n, row ? "is archived" : "was deleted"));
       }
       if (!target) {
-        throw Error(Errc::conflict,
-                    fmt::format("'{}' has no earlier active version to roll back to{}; promote a version instead "
-                                "(see `modelreg history {}`)",
-                                model, current ? fmt::format(" (only {}@{} was ever active)", model, current->number) : "",
-                                model));
+        const std::string now = current ? fmt::format("{}@{} is active", model, current->number) : "nothing is active";
+        const std::string before =
+            gone.empty() ? "no other version was ever active"
+                         : fmt::format("of the versions active before, {}", fmt::join(gone, ", "));
+        throw Error(Errc::conflict, fmt::format("'{}' has no earlier active version to roll back to ({}; {}); promote a "
+                                                "version instead (see `modelreg history {}`)",
+                                                model, now, before, model));
       }
     }
     impl_->check_activatable(*target, "roll back to");
@@ -196,7 +200,11 @@ void Registry::archive(const ModelRef& ref, const Change& change) {
 void Registry::unarchive(const ModelRef& ref, const Change& change) {
   impl_->write(fmt::format("unarchiving {}", ref.to_string()), change.actor, [&](const std::string& who) {
     const VersionRow row = impl_->require_row(ref);
-    if (!row.archived) return;
+    if (!row.archived) {
+      throw Error(Errc::conflict, fmt::format("{} is not archived{}; there is nothing to unarchive",
+                                              impl_->version_id_of(row.id).to_string(),
+                                              row.active ? " (it is the active version)" : ""));
+    }
     SQLite::Statement q(*impl_->db, "UPDATE versions SET status = 'ready' WHERE id = ?");
     q.bind(1, row.id);
     q.exec();

@@ -185,7 +185,8 @@ struct MODELREG_API ExportReport {
 struct MODELREG_API ImportReport {
   std::vector<VersionId> imported;
   std::vector<VersionId> already_present;  // same number, same bytes and metadata: skipped
-  // Lineage edges whose parent is neither in the bundle nor in this registry ("fraud@3 <- base@1").
+  // Always empty: a lineage edge whose parent is neither in the bundle nor in this registry
+  // refuses the whole import (Error(conflict)). Kept so that code reading it still compiles.
   std::vector<std::string> dropped_lineage;
 };
 
@@ -330,7 +331,10 @@ class MODELREG_API Registry {
   // Imports a bundle in one transaction: every chunk and checksum is verified first; versions keep
   // their numbers (fraud@7 stays fraud@7); a version already here with the same bytes and metadata
   // is skipped; any conflict (the number taken by different content or deleted here, a label
-  // taken) refuses the whole import with Error(conflict) and changes nothing.
+  // taken, a parent neither in the bundle nor here) refuses the whole import with Error(conflict)
+  // and changes nothing. A bundle that is not exactly what export_bundle writes (schema, format
+  // version, sizes, checksums, number ranges) is Error(corruption / incompatible); the bytes
+  // written are the bytes verified, each chunk read once.
   ImportReport import_bundle(const std::filesystem::path& bundle, const ProgressFn& progress = {});
 
   // ---- schema ------------------------------------------------------------------------------

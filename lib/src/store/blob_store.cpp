@@ -86,22 +86,6 @@ void compress_slot(Slot& s, int level) {
   s.checksum = chunk_checksum(s.out.data.get(), n);
 }
 
-// The row that seals a blob's chunks (triggers refuse chunk changes once it exists).
-void insert_blob_row(SQLite::Database& db, std::int64_t id, const BlobInfo& info, const std::string& created_at) {
-  SQLite::Statement q(db,
-                      "INSERT INTO blobs(id, sha256, raw_size, stored_size, codec, level, chunk_size, chunk_count, "
-                      "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
-  q.bind(1, id);
-  q.bind(2, info.sha256);
-  q.bind(3, static_cast<std::int64_t>(info.raw_size));
-  q.bind(4, static_cast<std::int64_t>(info.stored_size));
-  q.bind(5, info.codec);
-  q.bind(6, info.level);
-  q.bind(7, static_cast<std::int64_t>(info.chunk_size));
-  q.bind(8, static_cast<std::int64_t>(info.chunk_count));
-  q.bind(9, created_at);
-  q.exec();
-}
 
 }  // namespace
 
@@ -116,8 +100,7 @@ StoredBlob BlobStore::write(ByteSource& source, const BlobWriteSettings& setting
   // chunks (triggers refuse chunk changes once it exists) and the FK from chunks is deferred.
   const std::int64_t blob_id = db_.execAndGet("SELECT coalesce(max(id), 0) + 1 FROM blobs").getInt64();
 
-  SQLite::Statement insert_chunk(
-      db_, "INSERT INTO blob_chunks(blob_id, seq, raw_size, checksum, data) VALUES (?, ?, ?, ?, ?)");
+  ChunkWriter chunks(db_, blob_id);
 
   // threads + 1 slots: the workers compress while this thread reads, hashes and inserts.
   const std::size_t slot_count = threads + 1;
@@ -177,13 +160,7 @@ StoredBlob BlobStore::write(ByteSource& source, const BlobWriteSettings& setting
     in_flight.pop_front();
     if (s->job.valid()) s->job.get();
     const char* data = s->raw ? s->in : s->out.data.get();
-    insert_chunk.bind(1, blob_id);
-    insert_chunk.bind(2, seq++);
-    insert_chunk.bind(3, static_cast<std::int64_t>(s->in_size));
-    insert_chunk.bind(4, s->checksum);
-    insert_chunk.bindNoCopy(5, data, static_cast<int>(s->out_size));
-    insert_chunk.exec();
-    insert_chunk.reset();
+    chunks.add(seq++, static_cast<std::int64_t>(s->in_size), s->checksum, data, s->out_size);
     stored_total += s->out_size;
     raw_written += s->in_size;
     free_slots.push_back(s);
@@ -211,10 +188,42 @@ StoredBlob BlobStore::write(ByteSource& source, const BlobWriteSettings& setting
   }
   existing.reset();
 
-  insert_blob_row(db_, blob_id, result.info, settings.created_at);
+  chunks.seal(result.info, settings.created_at);
   savepoint.release();
   result.id = blob_id;
   return result;
+}
+
+ChunkWriter::ChunkWriter(SQLite::Database& db, std::int64_t blob_id)
+    : db_(db),
+      blob_id_(blob_id),
+      insert_(db, "INSERT INTO blob_chunks(blob_id, seq, raw_size, checksum, data) VALUES (?, ?, ?, ?, ?)") {}
+
+void ChunkWriter::add(std::int64_t seq, std::int64_t raw_size, std::int64_t checksum, const char* data,
+                      std::size_t size) {
+  insert_.bind(1, blob_id_);
+  insert_.bind(2, seq);
+  insert_.bind(3, raw_size);
+  insert_.bind(4, checksum);
+  insert_.bindNoCopy(5, data, static_cast<int>(size));
+  insert_.exec();
+  insert_.reset();
+}
+
+void ChunkWriter::seal(const BlobInfo& info, const std::string& created_at) {
+  SQLite::Statement q(db_,
+                      "INSERT INTO blobs(id, sha256, raw_size, stored_size, codec, level, chunk_size, chunk_count, "
+                      "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+  q.bind(1, blob_id_);
+  q.bind(2, info.sha256);
+  q.bind(3, static_cast<std::int64_t>(info.raw_size));
+  q.bind(4, static_cast<std::int64_t>(info.stored_size));
+  q.bind(5, info.codec);
+  q.bind(6, info.level);
+  q.bind(7, static_cast<std::int64_t>(info.chunk_size));
+  q.bind(8, static_cast<std::int64_t>(info.chunk_count));
+  q.bind(9, created_at);
+  q.exec();
 }
 
 BlobInfo BlobStore::copy_from(SQLite::Database& from, std::int64_t source_id, std::int64_t id,
@@ -222,19 +231,14 @@ BlobInfo BlobStore::copy_from(SQLite::Database& from, std::int64_t source_id, st
   const BlobInfo source = BlobStore(from).info(source_id);
   SQLite::Statement chunks(from, "SELECT seq, raw_size, checksum, data FROM blob_chunks WHERE blob_id = ? ORDER BY seq");
   chunks.bind(1, source_id);
-  SQLite::Statement put(db_, "INSERT INTO blob_chunks(blob_id, seq, raw_size, checksum, data) VALUES (?, ?, ?, ?, ?)");
+  ChunkWriter out(db_, id);
   while (chunks.executeStep()) {
     const auto data = chunks.getColumn(3);
-    put.bind(1, id);
-    put.bind(2, chunks.getColumn(0).getInt64());
-    put.bind(3, chunks.getColumn(1).getInt64());
-    put.bind(4, chunks.getColumn(2).getInt64());
-    put.bindNoCopy(5, data.getBlob(), data.getBytes());
-    put.exec();
-    put.reset();
+    out.add(chunks.getColumn(0).getInt64(), chunks.getColumn(1).getInt64(), chunks.getColumn(2).getInt64(),
+            static_cast<const char*>(data.getBlob()), static_cast<std::size_t>(data.getBytes()));
     if (on_chunk) on_chunk(static_cast<std::uint64_t>(data.getBytes()));
   }
-  insert_blob_row(db_, id, source, created_at);
+  out.seal(source, created_at);
   return source;
 }
 

@@ -19,6 +19,7 @@
 #include <string_view>
 
 #include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
 
 #include "modelreg/metadata.hpp"
 #include "store/byte_source.hpp"
@@ -63,6 +64,22 @@ class BlobReader {
  private:
   struct State;
   std::unique_ptr<State> s_;
+};
+
+// Writes the rows of one new blob: its chunks as stored, in order, then the blobs row that seals
+// them (triggers refuse chunk changes once it exists). The one place that inserts into blob_chunks
+// and blobs; the caller holds the write transaction and has checked what it writes.
+class ChunkWriter {
+ public:
+  ChunkWriter(SQLite::Database& db, std::int64_t blob_id);
+  // One chunk: its raw size, the XXH3 of its stored bytes, and the stored bytes (not copied).
+  void add(std::int64_t seq, std::int64_t raw_size, std::int64_t checksum, const char* data, std::size_t size);
+  void seal(const BlobInfo& info, const std::string& created_at);
+
+ private:
+  SQLite::Database& db_;
+  std::int64_t blob_id_;
+  SQLite::Statement insert_;
 };
 
 class BlobStore {

@@ -792,47 +792,6 @@ void BundleFile::verify_blob(const BundleBlob& blob, const VerifiedChunkSink& ke
 
 // ---- writing into the registry ---------------------------------------------------------------
 
-// Inserts a blob verified by BundleFile::verify_blob into the registry `db` as blob `id`: each
-// chunk's verified buffer as it is handed over, then the row that seals them. The caller holds the
-// write transaction, which rolls everything back if verification fails part way.
-// (A candidate for BlobStore: `insert_verified_chunk` + `seal`, next to the table's other SQL.)
-class VerifiedBlobWriter {
- public:
-  VerifiedBlobWriter(SQLite::Database& db, std::int64_t id)
-      : db_(db), id_(id),
-        put_(db, "INSERT INTO blob_chunks(blob_id, seq, raw_size, checksum, data) VALUES (?, ?, ?, ?, ?)") {}
-
-  void chunk(std::int64_t seq, std::int64_t raw_size, std::int64_t checksum, const char* data, std::size_t size) {
-    put_.bind(1, id_);
-    put_.bind(2, seq);
-    put_.bind(3, raw_size);
-    put_.bind(4, checksum);
-    put_.bindNoCopy(5, data, static_cast<int>(size));
-    put_.exec();
-    put_.reset();
-  }
-
-  void seal(const BlobInfo& info, const std::string& created_at) {
-    SQLite::Statement q(db_,
-                        "INSERT INTO blobs(id, sha256, raw_size, stored_size, codec, level, chunk_size, chunk_count, "
-                        "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
-    q.bind(1, id_);
-    q.bind(2, info.sha256);
-    q.bind(3, static_cast<std::int64_t>(info.raw_size));
-    q.bind(4, static_cast<std::int64_t>(info.stored_size));
-    q.bind(5, info.codec);
-    q.bind(6, info.level);
-    q.bind(7, static_cast<std::int64_t>(info.chunk_size));
-    q.bind(8, static_cast<std::int64_t>(info.chunk_count));
-    q.bind(9, created_at);
-    q.exec();
-  }
-
- private:
-  SQLite::Database& db_;
-  std::int64_t id_;
-  SQLite::Statement put_;
-};
 
 }  // namespace
 
@@ -1086,12 +1045,14 @@ ImportReport Registry::import_bundle(const std::filesystem::path& bundle, const 
         continue;
       }
       const std::int64_t new_id = db.execAndGet("SELECT coalesce(max(id), 0) + 1 FROM blobs").getInt64();
-      VerifiedBlobWriter writer(db, new_id);
+      // Each chunk's verified buffer is inserted as it is handed over, then the sealing row; the
+      // write transaction rolls everything back if verification fails part way.
+      detail::ChunkWriter writer(db, new_id);
       in.verify_blob(
           b,
           [&](std::int64_t seq, std::int64_t raw_size, std::int64_t checksum, const char* data, std::size_t size) {
             try {
-              writer.chunk(seq, raw_size, checksum, data, size);
+              writer.add(seq, raw_size, checksum, data, size);
             } catch (const SQLite::Exception& e) {
               throw detail::translate(e, context);  // this registry's failure, not the bundle's
             }

@@ -3,8 +3,8 @@
 #
 #   ./run.sh demo    install what is missing, build what the demonstration needs (build/), run it
 #   ./run.sh test    install what is missing, build with -Dwerror=true (build/ci) and run every
-#                    functional test: unit, CLI, server, fault suite, README examples (8.9 min
-#                    measured on a fresh clone on 2 busy cores; the tests take about 75 s)
+#                    functional test: unit, CLI, server, fault suite, README examples (6.4 min
+#                    measured on a fresh clone on 2 cores, package installation aside)
 #   ./run.sh deep    the slow passes, after `./run.sh test`: every test again under AddressSanitizer
 #                    + UBSan (build/sanitize), the watcher and server tests under ThreadSanitizer
 #                    (build/tsan), each libFuzzer target for 15 s (build/fuzz, fuzz/run.sh); installs

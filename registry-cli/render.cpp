@@ -28,7 +28,11 @@ std::string mermaid_id(const std::string& ref) {
 
 }  // namespace
 
-void print_json(const nlohmann::json& j) { fmt::print("{}\n", j.dump(2)); }
+// Text stored before input was checked (or by another tool) may hold bytes that are not UTF-8:
+// they print as U+FFFD, so the JSON stays valid whatever the database holds.
+void print_json(const nlohmann::json& j) {
+  fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+}
 
 nlohmann::json to_json(const ModelVersion& v) {
   using nlohmann::json;

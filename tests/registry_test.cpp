@@ -468,3 +468,37 @@ TEST_CASE("no output path may be the registry's own files, and an existing file 
   CHECK(file_bytes(out) == "model bytes");
   CHECK(code_of([&] { reg.load_to_file(ref("fraud@1"), dir.path(), {}, true); }) == Errc::invalid_argument);
 }
+
+TEST_CASE("stored text must be UTF-8 without control characters, or nothing is written") {
+  test::TempDir dir;
+  Registry reg(dir / "r.db");
+  reg.register_bytes(spec("fraud"), "bytes");
+  const std::string before = dump(dir / "r.db");
+  auto refused = [&](const std::function<void()>& f, const std::string& needle) {
+    try {
+      f();
+      FAIL("bad text was stored");
+    } catch (const Error& e) {
+      CHECK(e.code() == Errc::invalid_argument);
+      CHECK(std::string(e.what()).find(needle) != std::string::npos);
+    }
+    CHECK(dump(dir / "r.db") == before);
+  };
+  for (const std::string& bad : {std::string("caf\xe9"), std::string("\xc3\x28"), std::string("\xed\xa0\x80"),
+                                std::string("\xf4\x90\x80\x80"), std::string("\xc0\xaf"), std::string("x\xe2\x82")}) {
+    CAPTURE(bad.size());
+    refused([&] { reg.set_tag(ref("fraud@1"), "note", bad); }, "is not valid UTF-8");
+    NewVersion s = spec("fraud");
+    s.notes = bad;
+    refused([&] { reg.register_bytes(s, "more"); }, "is not valid UTF-8");
+    refused([&] { reg.archive(ref("fraud@1"), {.reason = bad}); }, "is not valid UTF-8");
+  }
+  refused([&] { reg.set_tag(ref("fraud@1"), "stage", "a\x1b[31mred"); }, "control character 0x1b");
+  NewVersion s = spec("fraud");
+  s.created_by = std::string("bob\x07");
+  refused([&] { reg.register_bytes(s, "more"); }, "control character 0x07");
+  // Valid UTF-8, tabs and line breaks are fine.
+  NewVersion good = spec("fraud");
+  good.notes = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\n\tsecond line";
+  CHECK(reg.register_bytes(good, "more").notes == good.notes);
+}

@@ -682,3 +682,18 @@ TEST_CASE_FIXTURE(Cli, "Mermaid lineage gives distinct node ids to names that di
   CHECK(ids.size() == 4);  // child@1, a.b@1, a-b@1, a_b@1
 }
 
+TEST_CASE_FIXTURE(Cli, "text that is not UTF-8 is refused at input, and never breaks --json output") {
+  seed();
+  refused({"tag", "fraud@1", std::string("note=caf\xe9")}, 1, "is not valid UTF-8");
+  refused({"archive", "fraud@1", "--reason", "ok\x1b[2J"}, 1, "control character 0x1b");
+  // Bytes another tool wrote into the file print as U+FFFD: the JSON stays valid.
+  {
+    SQLite::Database d(db.string(), SQLite::OPEN_READWRITE);
+    d.exec("INSERT INTO tags(version_id, key, value) SELECT id, 'raw', x'636166e9' FROM versions WHERE number = 1");
+  }
+  const auto listed = ok({"--json", "list", "fraud"}).parsed();
+  CHECK(listed.size() >= 1);
+  const auto shown = ok({"--json", "show", "fraud@1"}).parsed();
+  CHECK(shown["tags"]["raw"] == "caf\xef\xbf\xbd");
+}
+

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <optional>
 #include <set>
 
 #include <fmt/format.h>
@@ -43,6 +44,53 @@ void check_text(std::string_view what, std::string_view value, std::size_t max, 
   if (value.find('\0') != std::string_view::npos) {
     throw Error(Errc::invalid_argument, fmt::format("{} must not contain NUL characters", what));
   }
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    const auto c = static_cast<unsigned char>(value[i]);
+    if ((c < 0x20 && c != '\t' && c != '\n' && c != '\r') || c == 0x7f) {
+      throw Error(Errc::invalid_argument, fmt::format("{} contains the control character 0x{:02x} at byte {}; use "
+                                                      "printable text (tabs and line breaks are allowed)",
+                                                      what, c, i));
+    }
+  }
+  if (const auto bad = first_invalid_utf8(value)) {
+    throw Error(Errc::invalid_argument, fmt::format("{} is not valid UTF-8 (byte {} is 0x{:02x}); store text as UTF-8",
+                                                    what, *bad, static_cast<unsigned char>(value[*bad])));
+  }
+}
+
+std::optional<std::size_t> first_invalid_utf8(std::string_view text) noexcept {
+  std::size_t i = 0;
+  while (i < text.size()) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    std::size_t len = 0;
+    std::uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xe0) == 0xc0) {
+      len = 2;
+      cp = c & 0x1f;
+    } else if ((c & 0xf0) == 0xe0) {
+      len = 3;
+      cp = c & 0x0f;
+    } else if ((c & 0xf8) == 0xf0) {
+      len = 4;
+      cp = c & 0x07;
+    } else {
+      return i;
+    }
+    if (i + len > text.size()) return i;
+    for (std::size_t k = 1; k < len; ++k) {
+      const auto cc = static_cast<unsigned char>(text[i + k]);
+      if ((cc & 0xc0) != 0x80) return i;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    // Overlong forms, UTF-16 surrogates and code points past U+10FFFF are not UTF-8.
+    const std::uint32_t min = len == 2 ? 0x80 : len == 3 ? 0x800 : 0x10000;
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return i;
+    i += len;
+  }
+  return std::nullopt;
 }
 
 bool is_relation(std::string_view r) {

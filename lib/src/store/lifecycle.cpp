@@ -37,6 +37,7 @@ std::optional<EventKind> parse_event_kind(std::string_view name) noexcept {
 void Registry::Impl::record_event(std::int64_t model_id, EventKind kind, std::optional<std::int64_t> version,
                   std::optional<std::int64_t> from, std::optional<std::int64_t> to, const std::string& actor,
                   std::string_view reason, std::string_view details) {
+  check_text("the reason", reason, 1 << 16, true);
   SQLite::Statement q(*db,
                       "INSERT INTO events(model_id, kind, version, from_version, to_version, actor, reason, at, details) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");

@@ -48,8 +48,11 @@ std::string os_user();
 bool is_identifier_char(char c);
 // Metric and parameter names: [A-Za-z0-9_.:/-]{1,128}, so "f1>=0.8" is never ambiguous.
 void check_key(std::string_view kind, std::string_view key);
-// 0 (when allow_empty) or 1 to `max` bytes, no NUL.
+// 0 (when allow_empty) or 1 to `max` bytes of valid UTF-8 without control characters (tabs and
+// line breaks allowed).
 void check_text(std::string_view what, std::string_view value, std::size_t max, bool allow_empty);
+// The offset of the first byte that does not start or continue a valid UTF-8 sequence.
+std::optional<std::size_t> first_invalid_utf8(std::string_view text) noexcept;
 // Lineage relations: [a-z0-9_]{1,64}.
 bool is_relation(std::string_view r);
 // Every field of a new version.

@@ -344,7 +344,7 @@ void add_list_command(CLI::App& app, Globals& g) {
   cmd->add_option("--tag", a->tag, "Only versions with tag KEY or KEY=VALUE");
   cmd->add_option("--order-by", a->order_by, "Order by a metric, best (highest) first");
   cmd->add_flag("--ascending", a->ascending, "With --order-by: lowest first");
-  cmd->add_option("--limit", a->limit, "At most N versions");
+  cmd->add_option("--limit", a->limit, "At most N versions (N >= 1)")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 62));
   cmd->add_flag("--all", a->all, "Include archived versions");
 }
 

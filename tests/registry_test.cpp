@@ -502,3 +502,17 @@ TEST_CASE("stored text must be UTF-8 without control characters, or nothing is w
   good.notes = "caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80\n\tsecond line";
   CHECK(reg.register_bytes(good, "more").notes == good.notes);
 }
+
+TEST_CASE("a version limit out of range is refused with its reason") {
+  test::TempDir dir;
+  Registry reg(dir / "r.db");
+  reg.register_bytes(spec("fraud"), "bytes");
+  VersionQuery q;
+  q.limit = 0;
+  CHECK(code_of([&] { (void)reg.list_versions("fraud", q); }) == Errc::invalid_argument);
+  q.limit = static_cast<std::size_t>(-1);
+  CHECK(code_of([&] { (void)reg.list_versions("fraud", q); }) == Errc::invalid_argument);
+  q.limit = 5;
+  CHECK(reg.list_versions("fraud", q).size() == 1);
+}
+

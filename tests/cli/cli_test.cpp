@@ -697,3 +697,12 @@ TEST_CASE_FIXTURE(Cli, "text that is not UTF-8 is refused at input, and never br
   CHECK(shown["tags"]["raw"] == "caf\xef\xbf\xbd");
 }
 
+TEST_CASE_FIXTURE(Cli, "no raw library message reaches the user: a bad limit, a directory given as a file") {
+  seed();
+  refused({"list", "fraud", "--limit", "-1"}, 2, "--limit");
+  refused({"list", "fraud", "--limit", "0"}, 2, "--limit");
+  refused({"import", dir.path().string()}, 1, "is a directory");
+  refused({"get", "fraud@1", "-o", dir.path().string(), "--force"}, 1, "is a directory");
+  CHECK(ok({"--json", "list", "fraud", "--limit", "1"}).parsed().size() == 1);
+}
+

@@ -926,6 +926,11 @@ ImportReport Registry::import_bundle(const std::filesystem::path& bundle, const 
   if (!std::filesystem::exists(bundle, ec)) {
     throw Error(Errc::not_found, fmt::format("bundle '{}' does not exist", bundle.string()));
   }
+  if (std::filesystem::is_directory(bundle, ec)) {
+    throw Error(Errc::invalid_argument, fmt::format("'{}' is a directory; give the bundle file that `modelreg export` "
+                                                    "wrote",
+                                                    bundle.string()));
+  }
   const std::string name = bundle.filename().string();
   const std::string context = fmt::format("importing '{}'", bundle.string());
 

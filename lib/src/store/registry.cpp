@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <ostream>
 #include <set>
@@ -419,7 +420,13 @@ std::vector<ModelVersion> Registry::list_versions(std::string_view model, const 
     } else {
       sql += " ORDER BY v.number";
     }
-    if (query.limit) sql += fmt::format(" LIMIT {}", *query.limit);
+    if (query.limit) {
+      if (*query.limit == 0 || *query.limit > static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max())) {
+        throw Error(Errc::invalid_argument,
+                    fmt::format("limit {} is out of range: give at least 1 (or no limit)", *query.limit));
+      }
+      sql += fmt::format(" LIMIT {}", *query.limit);
+    }
     SQLite::Statement q(*impl_->db, sql);
     int i = 1;
     q.bind(i++, mid);

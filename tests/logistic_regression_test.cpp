@@ -134,7 +134,7 @@ double noise(std::size_t i) {
 }
 
 // Peak resident memory of this process so far, in MiB.
-double peak_rss_mib() {
+[[maybe_unused]] double peak_rss_mib() {  // unused where sanitizers skip the check
   rusage usage{};
   getrusage(RUSAGE_SELF, &usage);
   return static_cast<double>(usage.ru_maxrss) / 1024.0;

@@ -631,7 +631,13 @@ TEST_CASE_FIXTURE(Fixture, "concurrent large bodies are bounded in memory and th
   CHECK(s["body_bytes_held"] == 0);
   const double after = resident();
   MESSAGE("resident before ", baseline / 1e6, " MB, after 8 requests of 8 MiB: ", after / 1e6, " MB");
+  // AddressSanitizer quarantines freed memory (the server is built the same way as this test), so
+  // resident memory says nothing there; body_bytes_held above still shows every body released.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+  MESSAGE("resident memory not checked under a sanitizer");
+#else
   CHECK(after < baseline + 40e6);
+#endif
   CHECK(server.stop() == 0);
 }
 

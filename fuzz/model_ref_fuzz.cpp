@@ -14,6 +14,17 @@
 using modelreg::ModelRef;
 using modelreg::fuzz::check;
 
+namespace {
+
+// The last 7 characters, lower-cased: the reserved selectors are read whatever their case.
+std::string lower_suffix(std::string_view text) {
+  std::string tail(text.substr(text.size() < 7 ? 0 : text.size() - 7));
+  for (char& c : tail) c = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  return tail;
+}
+
+}  // namespace
+
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string_view text(reinterpret_cast<const char*>(data), size);
   std::optional<ModelRef> ref;
@@ -37,11 +48,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
 
   switch (ref->kind()) {
     case ModelRef::Kind::active:
-      check(ref->model() == text || text.ends_with("@active"), "an active ref is NAME or NAME@active", text);
+      check(ref->model() == text || lower_suffix(text) == "@active", "an active ref is NAME or NAME@active (any case)",
+            text);
       check(ModelRef::active(ref->model()) == *ref, "ModelRef::active builds the same ref", printed);
       break;
     case ModelRef::Kind::latest:
-      check(text.ends_with("@latest"), "a latest ref is NAME@latest", text);
+      check(lower_suffix(text) == "@latest", "a latest ref is NAME@latest (any case)", text);
       check(ModelRef::latest(ref->model()) == *ref, "ModelRef::latest builds the same ref", printed);
       break;
     case ModelRef::Kind::number:

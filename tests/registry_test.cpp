@@ -516,3 +516,64 @@ TEST_CASE("a version limit out of range is refused with its reason") {
   CHECK(reg.list_versions("fraud", q).size() == 1);
 }
 
+
+TEST_CASE("check reports a tampered schema and broken invariants, never 'ok'") {
+  test::TempDir dir;
+  const auto db = dir / "r.db";
+  {
+    Registry reg(db);
+    reg.register_bytes(spec("fraud"), "one");
+    reg.register_bytes(spec("fraud"), "two");
+    reg.promote(ref("fraud@1"));
+    CHECK(reg.check().ok());
+  }
+  auto problems = [&] {
+    Registry reg(db);
+    const IntegrityReport r = reg.check();
+    CHECK_FALSE(r.ok());
+    std::string all;
+    for (const auto& p : r.database_problems) all += p + "\n";
+    return all;
+  };
+  auto sql = [&](const std::string& statement) { test::raw(db).exec(statement); };
+
+  sql("DROP TRIGGER versions_immutable");
+  CHECK(problems().find("the trigger 'versions_immutable' that the migrations created is missing") != std::string::npos);
+  sql("DROP VIEW version_metrics; CREATE VIEW version_metrics AS SELECT 1 AS x");
+  CHECK(problems().find("the view 'version_metrics' differs") != std::string::npos);
+  sql("CREATE TRIGGER sneaky AFTER INSERT ON versions BEGIN DELETE FROM tags; END");
+  CHECK(problems().find("an unexpected trigger 'sneaky'") != std::string::npos);
+  // With the one-active index gone, two active versions and a log that disagrees are reported.
+  SQLite::Database d = test::raw(db);
+  SQLite::Statement index(d, "SELECT name FROM sqlite_master WHERE type = 'index' AND sql LIKE '%is_active%'");
+  std::vector<std::string> indexes;
+  while (index.executeStep()) indexes.push_back(index.getColumn(0).getString());
+  index.reset();
+  for (const auto& name : indexes) d.exec("DROP INDEX \"" + name + "\"");
+  d.exec("UPDATE versions SET is_active = 1 WHERE number = 2");
+  const std::string found = problems();
+  CHECK(found.find("model 'fraud' has 2 active versions") != std::string::npos);
+  const bool index_reported = found.find("is missing") != std::string::npos;
+  CHECK(index_reported);
+}
+
+TEST_CASE("check finds an active version the audit log does not account for") {
+  test::TempDir dir;
+  const auto db = dir / "r.db";
+  {
+    Registry reg(db);
+    reg.register_bytes(spec("fraud"), "one");
+    reg.register_bytes(spec("fraud"), "two");
+    reg.promote(ref("fraud@1"));
+  }
+  {
+    SQLite::Database d = test::raw(db);
+    d.exec("UPDATE versions SET is_active = 0 WHERE number = 1");
+    d.exec("UPDATE versions SET is_active = 1 WHERE number = 2");
+  }
+  Registry reg(db);
+  const IntegrityReport r = reg.check();
+  REQUIRE(r.database_problems.size() == 1);
+  CHECK(r.database_problems[0].find("the active version is 2 but the audit log's last promote or rollback moved it to 1") !=
+        std::string::npos);
+}

@@ -10,6 +10,7 @@
 #include <cstring>
 #include <fstream>
 #include <limits>
+#include <map>
 #include <mutex>
 #include <ostream>
 #include <set>
@@ -634,6 +635,75 @@ void Registry::verify(const ModelRef& ref) const {
           [&] { impl_->read_blob(ref, [](const char*, std::size_t) {}, {}); });
 }
 
+namespace {
+
+// Every table, index, trigger and view the migrations create must be present and unchanged, and no
+// other trigger may exist (one could undo any invariant). The reference is the migrations up to
+// this database's version, applied to an empty in-memory database.
+void check_schema_objects(SQLite::Database& db, std::vector<std::string>& problems) {
+  const int version = detail::user_version(db);
+  const auto migrations = detail::embedded_migrations();
+  if (version < 1 || static_cast<std::size_t>(version) > migrations.size()) return;  // newer: unknown to us
+  SQLite::Database reference(":memory:", SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+  detail::apply_migrations(reference, migrations.first(static_cast<std::size_t>(version)), "");
+  auto objects = [](SQLite::Database& d) {
+    std::map<std::pair<std::string, std::string>, std::string> out;  // (type, name) -> sql
+    SQLite::Statement q(d, "SELECT type, name, coalesce(sql, '') FROM sqlite_master WHERE name NOT LIKE 'sqlite_%'");
+    while (q.executeStep()) out[{q.getColumn(0).getString(), q.getColumn(1).getString()}] = q.getColumn(2).getString();
+    return out;
+  };
+  const auto expected = objects(reference);
+  const auto actual = objects(db);
+  for (const auto& [key, sql] : expected) {
+    const auto it = actual.find(key);
+    if (it == actual.end()) {
+      problems.push_back(fmt::format("the {} '{}' that the migrations created is missing", key.first, key.second));
+    } else if (it->second != sql) {
+      problems.push_back(fmt::format("the {} '{}' differs from what the migrations created", key.first, key.second));
+    }
+  }
+  for (const auto& [key, sql] : actual) {
+    if (key.first == "trigger" && expected.count(key) == 0) {
+      problems.push_back(fmt::format("an unexpected trigger '{}' could change what the registry stores", key.second));
+    }
+  }
+}
+
+// The invariants the schema enforces, checked again in case its objects were tampered with.
+void check_invariants(SQLite::Database& db, std::vector<std::string>& problems) {
+  SQLite::Statement several(db,
+                            "SELECT m.name, count(*) FROM versions v JOIN models m ON m.id = v.model_id "
+                            "WHERE v.is_active = 1 GROUP BY v.model_id HAVING count(*) > 1");
+  while (several.executeStep()) {
+    problems.push_back(fmt::format("model '{}' has {} active versions (at most one may be)",
+                                   several.getColumn(0).getString(), several.getColumn(1).getInt64()));
+  }
+  SQLite::Statement archived(db,
+                             "SELECT m.name, v.number FROM versions v JOIN models m ON m.id = v.model_id "
+                             "WHERE v.is_active = 1 AND v.status = 'archived'");
+  while (archived.executeStep()) {
+    problems.push_back(fmt::format("{}@{} is both archived and active", archived.getColumn(0).getString(),
+                                   archived.getColumn(1).getInt64()));
+  }
+  // The active version is the one the last promote or rollback event moved to.
+  SQLite::Statement events(db,
+                           "SELECT m.name, (SELECT v.number FROM versions v WHERE v.model_id = m.id AND v.is_active = 1), "
+                           "(SELECT e.to_version FROM events e WHERE e.model_id = m.id AND e.kind IN ('promote', "
+                           "'rollback') ORDER BY e.id DESC LIMIT 1) FROM models m ORDER BY m.name");
+  while (events.executeStep()) {
+    const auto active = detail::optional_int(events.getColumn(1));
+    const auto logged = detail::optional_int(events.getColumn(2));
+    if (active != logged) {
+      problems.push_back(fmt::format("model '{}': the active version is {} but the audit log's last promote or "
+                                     "rollback moved it to {}",
+                                     events.getColumn(0).getString(), active ? std::to_string(*active) : "none",
+                                     logged ? std::to_string(*logged) : "none"));
+    }
+  }
+}
+
+}  // namespace
+
 IntegrityReport Registry::check(const std::optional<ModelRef>& only, const ProgressFn& progress) const {
   IntegrityReport report;
   std::vector<std::pair<VersionId, std::uint64_t>> targets;
@@ -650,6 +720,8 @@ IntegrityReport Registry::check(const std::optional<ModelRef>& only, const Progr
       report.database_problems.push_back(fmt::format("{} row {} points at a missing {} row", fk.getColumn(0).getString(),
                                                      fk.getColumn(1).getInt64(), fk.getColumn(2).getString()));
     }
+    check_schema_objects(db, report.database_problems);
+    check_invariants(db, report.database_problems);
     if (only) {
       const VersionRow row = impl_->require_row(*only);
       targets.emplace_back(impl_->version_id_of(row.id), detail::BlobStore(db).info(row.blob_id).raw_size);

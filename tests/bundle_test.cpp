@@ -16,40 +16,6 @@ using test::spec;
 
 namespace {
 
-// Every table of a database, each row in full (blobs as hex), rows sorted: equal dumps mean
-// equal content.
-std::string dump(const std::filesystem::path& db) {
-  SQLite::Database d(db, SQLite::OPEN_READONLY);
-  std::string out = fmt::format("user_version={}\n", d.execAndGet("PRAGMA user_version").getInt());
-  std::vector<std::string> tables;
-  {
-    SQLite::Statement q(d, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
-    while (q.executeStep()) tables.push_back(q.getColumn(0).getString());
-  }
-  for (const auto& t : tables) {
-    std::vector<std::string> rows;
-    SQLite::Statement q(d, fmt::format("SELECT * FROM \"{}\"", t));
-    while (q.executeStep()) {
-      std::string row;
-      for (int i = 0; i < q.getColumnCount(); ++i) {
-        const auto c = q.getColumn(i);
-        if (c.isBlob()) {
-          const auto* p = static_cast<const unsigned char*>(c.getBlob());
-          for (int j = 0; j < c.getBytes(); ++j) row += fmt::format("{:02x}", p[j]);
-        } else {
-          row += c.isNull() ? "NULL" : c.getString();
-        }
-        row += '|';
-      }
-      rows.push_back(std::move(row));
-    }
-    std::sort(rows.begin(), rows.end());
-    out += fmt::format("{} ({} rows)\n", t, rows.size());
-    for (const auto& r : rows) out += r + '\n';
-  }
-  return out;
-}
-
 bool contains(const std::string& text, const std::string& needle) { return text.find(needle) != std::string::npos; }
 
 // Options whose clock ticks one second per call, from a fixed start, so that times are predictable.
@@ -122,7 +88,7 @@ struct Fixture {
   // The import is refused with `code` and a message containing `needle`, in our words only, and
   // every table of the target is as it was.
   void refused(const std::filesystem::path& bundle, Errc code, const std::string& needle) {
-    const std::string before = dump(target_db);
+    const std::string before = test::dump(target_db);
     std::string message;
     std::optional<Errc> got;
     try {
@@ -139,7 +105,7 @@ struct Fixture {
                             "zstd error", "Unknown frame"}) {
       CHECK_FALSE(contains(message, raw));
     }
-    CHECK(dump(target_db) == before);
+    CHECK(test::dump(target_db) == before);
   }
 };
 
@@ -180,11 +146,11 @@ TEST_CASE_FIXTURE(Fixture, "a bundle round trip keeps every version's bytes, met
   CHECK(target.get(ref("fraud@1")).status == VersionStatus::archived);
   CHECK(target.check().ok());
   // Again: everything is already there, and nothing changes.
-  const std::string before = dump(target_db);
+  const std::string before = test::dump(target_db);
   const ImportReport again = target.import_bundle(b);
   CHECK(again.imported.empty());
   CHECK(again.already_present.size() == 4);
-  CHECK(dump(target_db) == before);
+  CHECK(test::dump(target_db) == before);
   // The next version of an imported model gets the next number.
   CHECK(target.register_bytes(spec("fraud"), "next").id.number == 4);
 }
@@ -396,4 +362,23 @@ TEST_CASE_FIXTURE(Fixture, "a bundle of another format version or with an absurd
   refused(dir / "junk.mrb", Errc::corruption, "is not a valid modelreg bundle: it is not an SQLite file");
   std::ofstream(dir / "truncated.mrb") << test::random_bytes(100, 9);
   refused(dir / "truncated.mrb", Errc::corruption, "not a valid modelreg bundle");
+}
+
+TEST_CASE_FIXTURE(Fixture, "an import whose bytes are already here but rotten repairs them from the bundle") {
+  // The target holds kFraud1 under another name; one stored byte of it rots.
+  target.register_bytes(spec("copy"), kFraud1);
+  test::flip_chunk_byte(target_db, "SELECT c.rowid FROM blob_chunks c JOIN versions v ON v.blob_id = c.blob_id "
+                        "JOIN models m ON m.id = v.model_id WHERE m.name = 'copy' AND c.seq = 1", 7);
+  CHECK_THROWS_AS(target.verify(ref("copy@1")), Error);
+  target.import_bundle(bundle());
+  // The bundle's verified bytes replaced the rotten copy: the old version and the imported one
+  // share one sound blob.
+  for (const char* r : {"copy@1", "fraud@1"}) {
+    CAPTURE(r);
+    CHECK_NOTHROW(target.verify(ref(r)));
+    CHECK(target.load_bytes(ref(r)) == kFraud1);
+  }
+  CHECK(target.get(ref("copy@1")).blob.sha256 == target.get(ref("fraud@1")).blob.sha256);
+  CHECK(test::raw(target_db, false).execAndGet("SELECT count(*) FROM blob_repairs WHERE in_progress = 0").getInt() == 1);
+  CHECK(target.check().ok());
 }

@@ -327,22 +327,6 @@ TEST_CASE("one registry can be used from several threads at once") {
 namespace {
 
 // Every table's rows as text, to show that a refused call left the database exactly as it was.
-std::string dump(const std::filesystem::path& db) {
-  SQLite::Database d = test::raw(db, false);
-  std::string out;
-  SQLite::Statement tables(d, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
-  while (tables.executeStep()) {
-    const std::string table = tables.getColumn(0).getString();
-    SQLite::Statement rows(d, "SELECT * FROM \"" + table + "\"");
-    out += table + ":\n";
-    while (rows.executeStep()) {
-      for (int i = 0; i < rows.getColumnCount(); ++i) out += rows.getColumn(i).getString() + "|";
-      out += "\n";
-    }
-  }
-  return out;
-}
-
 std::string file_bytes(const std::filesystem::path& f) {
   std::ifstream in(f, std::ios::binary);
   return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
@@ -386,7 +370,7 @@ TEST_CASE("a file that changes while it is registered is refused, naming it, and
   reg.register_bytes(spec("other"), "keep me");
   const auto file = dir / "growing.bin";
   { std::ofstream(file, std::ios::binary) << test::random_bytes(400'000, 3); }
-  const std::string before = dump(dir / "r.db");
+  const std::string before = test::dump(dir / "r.db");
   bool appended = false;
   const auto grow = [&](std::uint64_t, std::optional<std::uint64_t>) {
     if (appended) return;
@@ -401,7 +385,7 @@ TEST_CASE("a file that changes while it is registered is refused, naming it, and
     CHECK(std::string(e.what()).find("growing.bin' changed while it was read") != std::string::npos);
   }
   CHECK(appended);
-  CHECK(dump(dir / "r.db") == before);
+  CHECK(test::dump(dir / "r.db") == before);
 }
 
 TEST_CASE("opening a file that is not a registry leaves it byte-identical") {
@@ -448,7 +432,7 @@ TEST_CASE("no output path may be the registry's own files, and an existing file 
   const auto db = dir / "r.db";
   Registry reg(db);
   reg.register_bytes(spec("fraud"), "model bytes");
-  const std::string before = dump(db);
+  const std::string before = test::dump(db);
   for (const std::string& own : {db.string(), db.string() + "-wal", db.string() + "-shm", db.string() + "-journal",
                                  (dir / "." / "r.db").string()}) {
     CAPTURE(own);
@@ -457,7 +441,7 @@ TEST_CASE("no output path may be the registry's own files, and an existing file 
   // Through a symbolic link too.
   std::filesystem::create_symlink(db, dir / "link.db");
   CHECK(code_of([&] { reg.load_to_file(ref("fraud@1"), dir / "link.db", {}, true); }) == Errc::invalid_argument);
-  CHECK(dump(db) == before);
+  CHECK(test::dump(db) == before);
   CHECK(Registry(db).load_bytes(ref("fraud@1")) == "model bytes");
 
   const auto out = dir / "out.bin";
@@ -473,7 +457,7 @@ TEST_CASE("stored text must be UTF-8 without control characters, or nothing is w
   test::TempDir dir;
   Registry reg(dir / "r.db");
   reg.register_bytes(spec("fraud"), "bytes");
-  const std::string before = dump(dir / "r.db");
+  const std::string before = test::dump(dir / "r.db");
   auto refused = [&](const std::function<void()>& f, const std::string& needle) {
     try {
       f();
@@ -482,7 +466,7 @@ TEST_CASE("stored text must be UTF-8 without control characters, or nothing is w
       CHECK(e.code() == Errc::invalid_argument);
       CHECK(std::string(e.what()).find(needle) != std::string::npos);
     }
-    CHECK(dump(dir / "r.db") == before);
+    CHECK(test::dump(dir / "r.db") == before);
   };
   for (const std::string& bad : {std::string("caf\xe9"), std::string("\xc3\x28"), std::string("\xed\xa0\x80"),
                                 std::string("\xf4\x90\x80\x80"), std::string("\xc0\xaf"), std::string("x\xe2\x82")}) {

@@ -109,6 +109,54 @@ TEST_CASE_FIXTURE(Fixture, "the schema refuses changes to a committed version's 
   for (const char* r : {"fraud@1", "fraud@2", "fraud@3", "pricing@1"}) CHECK_NOTHROW(reg.verify(ref(r)));
 }
 
+TEST_CASE_FIXTURE(Fixture, "blob chunks change only inside a repair, which keeps the blob's id and checksum") {
+  const std::string blob = "(SELECT blob_id FROM versions WHERE number = 1 LIMIT 1)";
+  const std::string sha = "(SELECT sha256 FROM blobs WHERE id = " + blob + ")";
+  const std::string open = "INSERT INTO blob_repairs(blob_id, sha256, reason, repaired_at, repaired_by) VALUES (" +
+                           blob + ", " + sha + ", 'test', 'now', 'ops');";
+  const std::string attempts[] = {
+      // No repair in progress: every change to a committed blob is refused, as before.
+      "UPDATE blobs SET stored_size = 1 WHERE id = " + blob,
+      "DELETE FROM blob_chunks WHERE blob_id = " + blob,
+      // A repair must start in progress and name an existing blob by its id and checksum.
+      "INSERT INTO blob_repairs(blob_id, sha256, reason, repaired_at, repaired_by, in_progress) VALUES (" + blob +
+          ", " + sha + ", 'x', 'now', 'ops', 0)",
+      "INSERT INTO blob_repairs(blob_id, sha256, reason, repaired_at, repaired_by) VALUES (" + blob + ", '" +
+          std::string(64, 'a') + "', 'x', 'now', 'ops')",
+      "INSERT INTO blob_repairs(blob_id, sha256, reason, repaired_at, repaired_by) VALUES (9999, " + sha +
+          ", 'x', 'now', 'ops')",
+      // Inside a repair the blob still keeps its id, checksum and creation time, and chunks are
+      // replaced, never edited.
+      "BEGIN; " + open + " UPDATE blobs SET sha256 = '" + std::string(64, 'b') + "' WHERE id = " + blob + "; COMMIT",
+      "BEGIN; " + open + " UPDATE blobs SET created_at = 'x' WHERE id = " + blob + "; COMMIT",
+      "BEGIN; " + open + " UPDATE blob_chunks SET data = x'00' WHERE blob_id = " + blob + "; COMMIT",
+      // Another blob is not unsealed by this blob's repair.
+      "BEGIN; " + open + " DELETE FROM blob_chunks WHERE blob_id != " + blob + "; COMMIT",
+      // Two repairs at once.
+      "BEGIN; " + open + " " + open + " COMMIT",
+  };
+  for (const auto& sql : attempts) {
+    CAPTURE(sql);
+    CHECK_FALSE(try_sql(sql).empty());
+    try_sql("ROLLBACK");
+  }
+  CHECK(test::raw(db).execAndGet("SELECT count(*) FROM blob_repairs").getInt() == 0);
+  // A completed repair record is immutable and never deleted.
+  CHECK(try_sql("BEGIN; " + open + " UPDATE blob_repairs SET in_progress = 0; COMMIT").empty());
+  CHECK_FALSE(try_sql("UPDATE blob_repairs SET reason = 'rewritten'").empty());
+  CHECK_FALSE(try_sql("UPDATE blob_repairs SET in_progress = 1").empty());
+  CHECK_FALSE(try_sql("DELETE FROM blob_repairs").empty());
+  for (const char* r : {"fraud@1", "fraud@2", "fraud@3", "pricing@1"}) CHECK_NOTHROW(reg.verify(ref(r)));
+  // A repair left in progress (possible only by hand) is reported by check.
+  CHECK(try_sql("INSERT INTO blob_repairs(blob_id, sha256, reason, repaired_at, repaired_by) VALUES (" + blob + ", " +
+                sha + ", 'left open', 'now', 'ops')")
+            .empty());
+  const IntegrityReport report = reg.check();
+  CHECK_FALSE(report.ok());
+  REQUIRE(report.database_problems.size() == 1);
+  CHECK(report.database_problems[0].find("left in progress") != std::string::npos);
+}
+
 TEST_CASE_FIXTURE(Fixture, "the events table is append-only") {
   CHECK(try_sql("UPDATE events SET actor = 'mallory'").find("append-only") != std::string::npos);
   CHECK(try_sql("DELETE FROM events").find("append-only") != std::string::npos);

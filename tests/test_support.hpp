@@ -3,12 +3,14 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include <sqlite3.h>
 
@@ -103,6 +105,44 @@ inline std::string first_chunk_of_version(int number) {
 inline std::string integrity_check(const std::filesystem::path& db) {
   auto d = raw(db, false);
   return d.execAndGet("PRAGMA integrity_check").getString();
+}
+
+// Every table of a database, each row in full (blobs as hex), rows sorted: equal dumps mean
+// equal content.
+inline std::string dump(const std::filesystem::path& db) {
+  SQLite::Database d(db, SQLite::OPEN_READONLY);
+  std::string out = "user_version=" + d.execAndGet("PRAGMA user_version").getString() + "\n";
+  std::vector<std::string> tables;
+  {
+    SQLite::Statement q(d, "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name");
+    while (q.executeStep()) tables.push_back(q.getColumn(0).getString());
+  }
+  for (const auto& t : tables) {
+    std::vector<std::string> rows;
+    SQLite::Statement q(d, "SELECT * FROM \"" + t + "\"");
+    while (q.executeStep()) {
+      std::string row;
+      for (int i = 0; i < q.getColumnCount(); ++i) {
+        const auto c = q.getColumn(i);
+        if (c.isBlob()) {
+          const auto* p = static_cast<const unsigned char*>(c.getBlob());
+          for (int j = 0; j < c.getBytes(); ++j) {
+            static const char* hex = "0123456789abcdef";
+            row += hex[p[j] >> 4];
+            row += hex[p[j] & 15];
+          }
+        } else {
+          row += c.isNull() ? "NULL" : c.getString();
+        }
+        row += '|';
+      }
+      rows.push_back(std::move(row));
+    }
+    std::sort(rows.begin(), rows.end());
+    out += t + " (" + std::to_string(rows.size()) + " rows)\n";
+    for (const auto& r : rows) out += r + '\n';
+  }
+  return out;
 }
 
 }  // namespace test

@@ -176,22 +176,86 @@ StoredBlob BlobStore::write(ByteSource& source, const BlobWriteSettings& setting
   result.info.chunk_size = chunk_size;
   result.info.chunk_count = static_cast<std::uint64_t>(seq);
 
-  SQLite::Statement existing(db_, "SELECT id FROM blobs WHERE sha256 = ?");
-  existing.bind(1, result.info.sha256);
-  if (existing.executeStep()) {
-    result.id = existing.getColumn(0).getInt64();
-    existing.reset();
+  std::optional<std::int64_t> existing;
+  {
+    SQLite::Statement q(db_, "SELECT id FROM blobs WHERE sha256 = ?");
+    q.bind(1, result.info.sha256);
+    if (q.executeStep()) existing = q.getColumn(0).getInt64();
+  }
+  if (existing) {
+    // A stored checksum is a promise: the stored copy is reused only if it still keeps it.
+    if (auto damaged = damage(*existing)) {
+      repair(*existing, blob_id, result.info, *damaged, settings.created_at, settings.actor);
+      savepoint.release();
+      result.id = *existing;
+      result.repaired = true;
+      result.repair_reason = std::move(*damaged);
+      return result;
+    }
     savepoint.rollback();
+    result.id = *existing;
     result.info = info(result.id);
     result.deduplicated = true;
     return result;
   }
-  existing.reset();
 
   chunks.seal(result.info, settings.created_at);
   savepoint.release();
   result.id = blob_id;
   return result;
+}
+
+std::optional<std::string> BlobStore::damage(std::int64_t blob_id) {
+  try {
+    read(blob_id, "the stored copy", [](const char*, std::size_t) {}, {});
+    return std::nullopt;
+  } catch (const Error& e) {
+    if (e.code() != Errc::corruption) throw;
+    return std::string(e.what());
+  }
+}
+
+void BlobStore::repair(std::int64_t id, std::int64_t staged_id, const BlobInfo& verified, const std::string& reason,
+                       const std::string& at, const std::string& actor) {
+  SQLite::Statement open(db_,
+                         "INSERT INTO blob_repairs(blob_id, sha256, reason, repaired_at, repaired_by) "
+                         "VALUES (?, ?, ?, ?, ?)");
+  open.bind(1, id);
+  open.bind(2, verified.sha256);
+  open.bind(3, reason);
+  open.bind(4, at);
+  open.bind(5, actor);
+  open.exec();
+  const std::int64_t repair_id = db_.getLastInsertRowid();
+  SQLite::Statement drop(db_, "DELETE FROM blob_chunks WHERE blob_id = ?");
+  drop.bind(1, id);
+  drop.exec();
+  SQLite::Statement move(db_,
+                         "INSERT INTO blob_chunks(blob_id, seq, raw_size, checksum, data) "
+                         "SELECT ?1, seq, raw_size, checksum, data FROM blob_chunks WHERE blob_id = ?2 ORDER BY seq");
+  move.bind(1, id);
+  move.bind(2, staged_id);
+  move.exec();
+  SQLite::Statement unstage(db_, "DELETE FROM blob_chunks WHERE blob_id = ?");
+  unstage.bind(1, staged_id);
+  unstage.exec();
+  SQLite::Statement row(db_,
+                        "UPDATE blobs SET raw_size = ?, stored_size = ?, codec = ?, level = ?, chunk_size = ?, "
+                        "chunk_count = ? WHERE id = ? AND sha256 = ?");
+  row.bind(1, static_cast<std::int64_t>(verified.raw_size));
+  row.bind(2, static_cast<std::int64_t>(verified.stored_size));
+  row.bind(3, verified.codec);
+  row.bind(4, verified.level);
+  row.bind(5, static_cast<std::int64_t>(verified.chunk_size));
+  row.bind(6, static_cast<std::int64_t>(verified.chunk_count));
+  row.bind(7, id);
+  row.bind(8, verified.sha256);
+  if (row.exec() != 1) {
+    throw Error(Errc::corruption, fmt::format("blob {} changed while it was being repaired", id));
+  }
+  SQLite::Statement close(db_, "UPDATE blob_repairs SET in_progress = 0 WHERE id = ?");
+  close.bind(1, repair_id);
+  close.exec();
 }
 
 ChunkWriter::ChunkWriter(SQLite::Database& db, std::int64_t blob_id)

@@ -32,12 +32,15 @@ struct BlobWriteSettings {
   std::uint64_t chunk_size = 4u << 20;
   unsigned threads = 1;
   std::string created_at;
+  std::string actor;  // recorded if the write repairs a stored blob
 };
 
 struct StoredBlob {
   std::int64_t id = 0;
   BlobInfo info;
-  bool deduplicated = false;  // identical bytes were already stored; nothing new was written
+  bool deduplicated = false;  // identical bytes were already stored (and verified); nothing new was written
+  bool repaired = false;      // identical bytes were stored but failed verification; they were replaced
+  std::string repair_reason;  // what verification of the stored copy found
 };
 
 // Receives verified raw bytes in order.
@@ -87,8 +90,20 @@ class BlobStore {
   explicit BlobStore(SQLite::Database& db) : db_(db) {}
 
   // Stores the source's bytes. Must run inside a write transaction; on any failure the partial
-  // chunks are rolled back to a savepoint. Identical bytes (same SHA-256) are stored once.
+  // chunks are rolled back to a savepoint. Identical bytes (same SHA-256) are stored once: the
+  // stored copy is verified first, and replaced by the new bytes (repair) if it fails.
   StoredBlob write(ByteSource& source, const BlobWriteSettings& settings, const ProgressFn& progress);
+
+  // Reads blob `blob_id` through and returns what is wrong with it, or nothing if it verifies.
+  // Throws only for failures of this registry (io_error), not for rotten bytes.
+  std::optional<std::string> damage(std::int64_t blob_id);
+
+  // Replaces the chunks of the committed blob `id` with the unsealed chunks staged under
+  // `staged_id` (written by a ChunkWriter that was not sealed, and verified by the caller against
+  // the blob's SHA-256), recording the repair in blob_repairs. `verified` describes the staged
+  // bytes; its sha256 must be the blob's. Must run inside a write transaction.
+  void repair(std::int64_t id, std::int64_t staged_id, const BlobInfo& verified, const std::string& reason,
+              const std::string& at, const std::string& actor);
 
   BlobInfo info(std::int64_t blob_id);
 

@@ -1044,7 +1044,11 @@ ImportReport Registry::import_bundle(const std::filesystem::path& bundle, const 
         same.bind(1, b.info.sha256);
         if (same.executeStep()) here = same.getColumn(0).getInt64();
       }
-      if (here || !needed.contains(id)) {
+      // The copy here is reused only if it still keeps its checksum; if it does not, the bundle's
+      // verified bytes replace it (healing every version that shares it).
+      std::optional<std::string> damaged;
+      if (here && needed.contains(id)) damaged = detail::BlobStore(db).damage(*here);
+      if (!needed.contains(id) || (here && !damaged)) {
         in.verify_blob(b, {}, count_raw);
         if (here) blob_map[id] = *here;
         continue;
@@ -1063,6 +1067,11 @@ ImportReport Registry::import_bundle(const std::filesystem::path& bundle, const 
             }
           },
           count_raw);
+      if (damaged) {
+        detail::BlobStore(db).repair(*here, new_id, b.info, *damaged, at, actor);
+        blob_map[id] = *here;
+        continue;
+      }
       writer.seal(b.info, at);
       blob_map[id] = new_id;
     }

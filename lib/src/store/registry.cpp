@@ -160,6 +160,7 @@ ModelVersion Registry::Impl::register_from(const NewVersion& spec, detail::ByteS
     settings.chunk_size = options.chunk_size;
     settings.threads = options.compression_threads;
     settings.created_at = at;
+    settings.actor = creator;
     const detail::StoredBlob blob = detail::BlobStore(*db).write(source, settings, progress);
 
     SQLite::Statement issue(*db, "UPDATE models SET last_number = last_number + 1 WHERE id = ? RETURNING last_number");
@@ -174,7 +175,10 @@ ModelVersion Registry::Impl::register_from(const NewVersion& spec, detail::ByteS
     if (options.signing_key) sign_version(vid, at, creator);
     record_event(mid, EventKind::register_version, number, std::nullopt, std::nullopt, creator, "",
                  fmt::format("sha256={} raw_size={} stored_size={}{}", blob.info.sha256, blob.info.raw_size,
-                             blob.info.stored_size, blob.deduplicated ? " deduplicated" : ""));
+                             blob.info.stored_size,
+                             blob.deduplicated ? " deduplicated"
+                             : blob.repaired   ? " repaired (the stored copy failed verification)"
+                                               : ""));
     ModelVersion result = load_version(vid);
     txn.commit();
     return result;
@@ -684,6 +688,12 @@ void check_invariants(SQLite::Database& db, std::vector<std::string>& problems) 
   while (archived.executeStep()) {
     problems.push_back(fmt::format("{}@{} is both archived and active", archived.getColumn(0).getString(),
                                    archived.getColumn(1).getInt64()));
+  }
+  // A blob repair opens and closes in one transaction; one left open would unseal its blob.
+  SQLite::Statement repairs(db, "SELECT blob_id FROM blob_repairs WHERE in_progress = 1");
+  while (repairs.executeStep()) {
+    problems.push_back(fmt::format("a repair of blob {} was left in progress, so its chunks are not sealed",
+                                   repairs.getColumn(0).getInt64()));
   }
   // The active version is the one the last promote or rollback event moved to.
   SQLite::Statement events(db,

@@ -56,7 +56,7 @@ class Recorder final : public Model {
   std::map<std::string, std::string> hyperparameters() const override { return {}; }
 
  protected:
-  void compute_proba(MatrixView x, std::span<double> out) const override {
+  void compute(MatrixView x, std::span<double> out) const override {
     for (std::size_t i = 0; i < x.rows(); ++i) out[i] = 0.25;
   }
 

@@ -38,7 +38,7 @@ class CutoffVote final : public Model {
   }
 
  protected:
-  void compute_proba(MatrixView x, std::span<double> out) const override {
+  void compute(MatrixView x, std::span<double> out) const override {
     for (std::size_t r = 0; r < x.rows(); ++r) {
       double s = bias_;
       for (std::size_t j = 0; j < cuts_.size(); ++j) s += x(r, j) > cuts_[j] ? weights_[j] : 0.0;
@@ -65,7 +65,7 @@ class Misnamed final : public Model {
   }
 
  protected:
-  void compute_proba(MatrixView, std::span<double> out) const override { std::fill(out.begin(), out.end(), 0.5); }
+  void compute(MatrixView, std::span<double> out) const override { std::fill(out.begin(), out.end(), 0.5); }
 };
 
 // Never exported.
@@ -80,7 +80,7 @@ class Unexported final : public Model {
   }
 
  protected:
-  void compute_proba(MatrixView, std::span<double> out) const override { std::fill(out.begin(), out.end(), 0.5); }
+  void compute(MatrixView, std::span<double> out) const override { std::fill(out.begin(), out.end(), 0.5); }
 };
 
 CutoffVote example() {

@@ -27,7 +27,7 @@ class FirstColumn final : public Model {
   std::map<std::string, std::string> hyperparameters() const override { return {}; }
 
  protected:
-  void compute_proba(MatrixView x, std::span<double> out) const override {
+  void compute(MatrixView x, std::span<double> out) const override {
     for (std::size_t r = 0; r < x.rows(); ++r) out[r] = x(r, 0);
   }
 };

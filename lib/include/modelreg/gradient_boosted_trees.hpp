@@ -78,7 +78,7 @@ class MODELREG_API GradientBoostedTrees final : public Model {
   void serialize(Archive& archive, unsigned version);
 
  protected:
-  void compute_proba(MatrixView x, std::span<double> out) const override;
+  void compute(MatrixView x, std::span<double> out) const override;
 
  private:
   Params params_;

@@ -74,7 +74,7 @@ class MODELREG_API LogisticRegression final : public Model {
   void serialize(Archive& archive, unsigned version);
 
  protected:
-  void compute_proba(MatrixView x, std::span<double> out) const override;
+  void compute(MatrixView x, std::span<double> out) const override;
 
  private:
   Params params_;

@@ -21,7 +21,7 @@
 //       ar & n_ & cut_;
 //     }
 //    protected:
-//     void compute_proba(modelreg::MatrixView x, std::span<double> out) const override {...}
+//     void compute(modelreg::MatrixView x, std::span<double> out) const override {...}
 //    private:
 //     std::uint64_t n_ = 0;
 //     double cut_ = 0;
@@ -166,6 +166,31 @@ void serialize_vector(Archive& archive, std::vector<T>& values) {
 template <class T>
 void check_class_version(unsigned version, std::string_view type_name) {
   if (version > boost::serialization::version<T>::value) throw_version_error(type_name, version, boost::serialization::version<T>::value);
+}
+
+// Error(corruption) unless `labels` is a valid ClassLabels (distinct, non-empty strings): what
+// ClassLabels::serialize checks after loading.
+MODELREG_API void check_loaded_labels(const ClassLabels& labels);
+
+template <class Archive>
+void ClassLabels::serialize(Archive& archive, unsigned /*version*/) {
+  archive & are_integers_;
+  serialize_vector(archive, integers_);
+  if constexpr (Archive::is_saving::value) {
+    boost::serialization::collection_size_type count(strings_.size());
+    archive << count;
+    for (auto& s : strings_) archive << s;
+  } else {
+    boost::serialization::collection_size_type count;
+    archive >> count;
+    // Each string is at least its length field.
+    if (static_cast<std::size_t>(count) > archive.bytes_left() / sizeof(std::uint64_t)) {
+      throw_length_error(static_cast<std::size_t>(count), sizeof(std::uint64_t), archive.bytes_left());
+    }
+    strings_.assign(count, std::string());
+    for (auto& s : strings_) archive >> s;
+    check_loaded_labels(*this);
+  }
 }
 
 template <class Archive>

@@ -44,7 +44,7 @@ DecisionTree DecisionTree::train(const LabeledData& data, const Params& params) 
 
 std::map<std::string, std::string> DecisionTree::hyperparameters() const { return detail::hyperparameter_texts(params_); }
 
-void DecisionTree::compute_proba(MatrixView x, std::span<double> out) const {
+void DecisionTree::compute(MatrixView x, std::span<double> out) const {
   for (std::size_t r = 0; r < x.rows(); ++r) out[r] = tree_.predict(x.row(r).data());
 }
 

@@ -86,7 +86,7 @@ std::size_t GradientBoostedTrees::node_count() const noexcept {
   return nodes;
 }
 
-void GradientBoostedTrees::compute_proba(MatrixView x, std::span<double> out) const {
+void GradientBoostedTrees::compute(MatrixView x, std::span<double> out) const {
   for (std::size_t r = 0; r < x.rows(); ++r) {
     double score = init_;
     for (const auto& tree : trees_) score += tree.predict(x.row(r).data());

@@ -247,7 +247,7 @@ LogisticRegression LogisticRegression::train(const LabeledData& data, const Para
 
 std::map<std::string, std::string> LogisticRegression::hyperparameters() const { return detail::hyperparameter_texts(params_); }
 
-void LogisticRegression::compute_proba(MatrixView x, std::span<double> out) const {
+void LogisticRegression::compute(MatrixView x, std::span<double> out) const {
   const std::size_t d = coef_.size();
   for (std::size_t r = 0; r < x.rows(); ++r) {
     const double* row = x.row(r).data();

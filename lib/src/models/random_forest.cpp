@@ -80,7 +80,7 @@ std::size_t RandomForest::node_count() const noexcept {
   return nodes;
 }
 
-void RandomForest::compute_proba(MatrixView x, std::span<double> out) const {
+void RandomForest::compute(MatrixView x, std::span<double> out) const {
   const std::size_t blocks = (x.rows() + kBlockRows - 1) / kBlockRows;
   const unsigned threads =
       x.rows() * trees_.size() < kParallelWork ? 1u : detail::thread_count(params_.threads, blocks);

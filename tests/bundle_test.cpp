@@ -1,9 +1,12 @@
 // Registry::export_bundle / import_bundle (lib/src/store/bundle.cpp; format: docs/format.md,
 // "Bundles"). Each bad bundle is an exported one changed with SQLite, as a hostile sender would;
 // each refusal is checked for its code, its message, and a target whose every table is unchanged.
+#include <array>
 #include <fstream>
 #include <functional>
 #include <iterator>
+#include <optional>
+#include <thread>
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -381,4 +384,59 @@ TEST_CASE_FIXTURE(Fixture, "an import whose bytes are already here but rotten re
   CHECK(target.get(ref("copy@1")).blob.sha256 == target.get(ref("fraud@1")).blob.sha256);
   CHECK(test::raw(target_db, false).execAndGet("SELECT count(*) FROM blob_repairs WHERE in_progress = 0").getInt() == 1);
   CHECK(target.check().ok());
+}
+
+TEST_CASE_FIXTURE(Fixture, "exports racing to one path: one complete bundle, the loser told why, nothing replaced") {
+  // Two registries on one database (one Registry serializes its calls): two exporters at once.
+  Registry other(source_db, ticking());
+  const std::vector<ModelRef> refs = {ref("base@1"), ref("fraud@1"), ref("fraud@2"), ref("fraud@3")};
+  const auto path = dir / "race.mrb";
+  int both_won = 0, one_lost = 0;
+  for (int round = 0; round < 40; ++round) {
+    std::filesystem::remove(path);
+    std::array<std::optional<Error>, 2> failed;
+    std::array<Registry*, 2> exporters = {&source, &other};
+    std::vector<std::thread> threads;
+    for (std::size_t i = 0; i < 2; ++i) {
+      threads.emplace_back([&, i] {
+        try {
+          exporters[i]->export_bundle(refs, path);
+        } catch (const Error& e) {
+          failed[i] = e;
+        }
+      });
+    }
+    for (auto& t : threads) t.join();
+    REQUIRE_MESSAGE(!(failed[0] && failed[1]), failed[0]->what(), " / ", failed[1]->what());
+    for (const auto& f : failed) {
+      if (!f) continue;
+      ++one_lost;
+      INFO("message: ", f->what());
+      CHECK(f->code() == Errc::already_exists);
+      CHECK((contains(f->what(), "already exists") || contains(f->what(), "was created by someone else")));
+      CHECK_FALSE(contains(f->what(), "sqlite"));
+      CHECK_FALSE(contains(f->what(), "SQLITE"));
+      CHECK_FALSE(contains(f->what(), "filesystem error"));
+    }
+    if (!failed[0] && !failed[1]) ++both_won;  // impossible: the second must not replace the first
+    // The bundle is complete (it imports), and no temporary file is left beside it.
+    test::TempDir fresh;
+    Registry check(fresh / "check.db", ticking());
+    CHECK(check.import_bundle(path).imported.size() == 4);
+    for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+      CHECK(entry.path().filename().string().find("modelreg-partial") == std::string::npos);
+    }
+  }
+  CHECK(both_won == 0);
+  MESSAGE(one_lost, " of 40 rounds had a loser");
+}
+
+TEST_CASE_FIXTURE(Fixture, "export refuses the registry's own files and a directory") {
+  for (const auto& own : {source_db, std::filesystem::path(source_db.string() + "-wal"),
+                          std::filesystem::path(source_db.string() + "-journal")}) {
+    CAPTURE(own);
+    CHECK_THROWS_WITH_AS(source.export_bundle({ref("base@1")}, own), doctest::Contains("this registry's own file"),
+                         Error);
+  }
+  CHECK_THROWS_WITH_AS(source.export_bundle({ref("base@1")}, dir.path()), doctest::Contains("is a directory"), Error);
 }

@@ -1,6 +1,7 @@
 // The commands that read the registry: list, show, compare, history, lineage, sql.
 #include <algorithm>
 #include <map>
+#include <string_view>
 #include <string>
 #include <variant>
 #include <vector>
@@ -58,7 +59,7 @@ int cmd_list(const Globals& g, const ListArgs& a) {
       return 0;
     }
     if (models.empty()) {
-      fmt::print("no models yet; add one with `modelreg register NAME --file PATH`\n");
+      print_text("no models yet; add one with `modelreg register NAME --file PATH`\n");
       return 0;
     }
     Table t({"MODEL", "VERSIONS", "ACTIVE", "LATEST", "CREATED"});
@@ -103,7 +104,7 @@ int cmd_list(const Globals& g, const ListArgs& a) {
     t.add(std::move(row));
   }
   if (t.size() == 0) {
-    fmt::print("no versions of '{}' match{}\n", a.name, a.all ? "" : " (archived ones are hidden; add --all)");
+    print_text("no versions of '{}' match{}\n", a.name, a.all ? "" : " (archived ones are hidden; add --all)");
     return 0;
   }
   t.print();
@@ -130,7 +131,7 @@ int cmd_show(const Globals& g, const std::string& ref_text) {
     print_json(out);
     return 0;
   }
-  fmt::print("{}\n", version_line(v));
+  print_text("{}\n", version_line(v));
   Table meta({"", ""});
   meta.add({"  format", v.format});
   if (!v.type_name.empty()) meta.add({"  type", v.type_name});
@@ -145,10 +146,17 @@ int cmd_show(const Globals& g, const std::string& ref_text) {
                                                   v.signature->key_id, v.signature->signed_at, v.signature->signed_by)
                                     : std::string("no")});
   meta.print();
-  if (!v.notes.empty()) fmt::print("notes\n  {}\n", v.notes);
+  if (!v.notes.empty()) {
+    print_text("notes\n");
+    for (std::size_t start = 0; start <= v.notes.size();) {  // each line of the notes indented
+      const std::size_t end = std::min(v.notes.find('\n', start), v.notes.size());
+      print_text("  {}\n", std::string_view(v.notes).substr(start, end - start));
+      start = end + 1;
+    }
+  }
   auto section = [](const char* title, const std::map<std::string, std::string>& kv) {
     if (kv.empty()) return;
-    fmt::print("{}\n", title);
+    print_text("{}\n", title);
     Table t({"", ""});
     for (const auto& [k, val] : kv) t.add({"  " + k, val});
     t.print();
@@ -158,7 +166,7 @@ int cmd_show(const Globals& g, const std::string& ref_text) {
   section("metrics", metrics);
   section("params", v.params);
   if (!v.features.empty()) {
-    fmt::print("features ({})\n", v.features.size());
+    print_text("features ({})\n", v.features.size());
     Table t({"", "", ""});
     for (std::size_t i = 0; i < v.features.size(); ++i) {
       t.add({fmt::format("  {}", i), v.features[i].name, v.features[i].dtype});
@@ -167,18 +175,18 @@ int cmd_show(const Globals& g, const std::string& ref_text) {
   }
   section("tags", v.tags);
   if (!v.datasets.empty()) {
-    fmt::print("datasets\n");
+    print_text("datasets\n");
     for (const auto& d : v.datasets) {
-      fmt::print("  {:<6} {}{}\n", d.role, d.uri, d.sha256 ? "  sha256 " + *d.sha256 : "");
+      print_text("  {:<6} {}{}\n", d.role, d.uri, d.sha256 ? "  sha256 " + *d.sha256 : "");
     }
   }
   if (!v.parents.empty() || !children.empty()) {
-    fmt::print("lineage\n");
-    for (const auto& [p, relation] : v.parents) fmt::print("  {} {}\n", relation, p.to_string());
-    for (const auto& c : children) fmt::print("  parent of {} ({})\n", c.child.to_string(), c.relation);
+    print_text("lineage\n");
+    for (const auto& [p, relation] : v.parents) print_text("  {} {}\n", relation, p.to_string());
+    for (const auto& c : children) print_text("  parent of {} ({})\n", c.child.to_string(), c.relation);
   }
   if (!events.empty()) {
-    fmt::print("events\n");
+    print_text("events\n");
     Table t({"", "", "", "", ""});
     for (const auto& e : events) {
       std::string what(to_string(e.kind));
@@ -280,11 +288,11 @@ int cmd_lineage(const Globals& g, const LineageArgs& a) {
     print_lineage_mermaid(root, all);
   } else {
     if (up) {
-      fmt::print("ancestors{}\n", ancestors.empty() ? ": none" : "");
+      print_text("ancestors{}\n", ancestors.empty() ? ": none" : "");
       if (!ancestors.empty()) print_lineage_tree(root, ancestors, true);
     }
     if (down) {
-      fmt::print("{}descendants{}\n", up ? "\n" : "", descendants.empty() ? ": none" : "");
+      print_text("{}descendants{}\n", up ? "\n" : "", descendants.empty() ? ": none" : "");
       if (!descendants.empty()) print_lineage_tree(root, descendants, false);
     }
   }
@@ -312,12 +320,15 @@ int cmd_sql(const Globals& g, const SqlArgs& a) {
     }
     print_json(out);
   } else if (a.csv) {
+    // CSV is data: exact in a pipe or a file; on a terminal, escaped like all text.
+    const bool terminal = is_terminal(stdout);
+    auto cell = [&](const std::string& text) { return csv_quote(terminal ? printable(text) : text); };
     std::vector<std::string> header;
-    for (const auto& c : r.columns) header.push_back(csv_quote(c));
+    for (const auto& c : r.columns) header.push_back(cell(c));
     fmt::print("{}\n", fmt::join(header, ","));
     for (const auto& row : r.rows) {
       std::vector<std::string> cells;
-      for (const auto& v : row) cells.push_back(csv_quote(sql_cell_text(v)));
+      for (const auto& v : row) cells.push_back(cell(sql_cell_text(v)));
       fmt::print("{}\n", fmt::join(cells, ","));
     }
   } else {

@@ -25,9 +25,9 @@ int print_transition(const Globals& g, const Transition& t, std::string_view ver
   if (g.json) {
     print_json(to_json(t));
   } else if (t.from_version && *t.from_version == t.to_version) {
-    fmt::print("{}@{} is already the active version\n", t.model, t.to_version);
+    print_text("{}@{} is already the active version\n", t.model, t.to_version);
   } else {
-    fmt::print("{} {}: {}@{} is now active (was {})\n", verb, t.model, t.model, t.to_version,
+    print_text("{} {}: {}@{} is now active (was {})\n", verb, t.model, t.model, t.to_version,
                t.from_version ? fmt::format("{}@{}", t.model, *t.from_version) : "none");
   }
   return 0;
@@ -76,7 +76,7 @@ int cmd_change(const Globals& g, const ChangeArgs& a, const char* done, ChangeCa
   const std::string exact = r.get(ref).ref_string();
   call(r, ref, Change{a.reason, actor_of(g)});
   if (g.json) print_json({{"ref", exact}, {"done", done}});
-  else fmt::print("{} {}\n", done, exact);
+  else print_text("{} {}\n", done, exact);
   return 0;
 }
 
@@ -118,7 +118,7 @@ int cmd_tag(const Globals& g, const TagArgs& a) {
   }
   std::vector<std::string> kv;
   for (const auto& [k, val] : v.tags) kv.push_back(k + "=" + val);
-  fmt::print("{} tags: {}\n", v.ref_string(), kv.empty() ? "none" : fmt::format("{}", fmt::join(kv, " ")));
+  print_text("{} tags: {}\n", v.ref_string(), kv.empty() ? "none" : fmt::format("{}", fmt::join(kv, " ")));
   return 0;
 }
 
@@ -146,14 +146,14 @@ int cmd_gc(const Globals& g, const GcArgs& a) {
     return 0;
   }
   const char* would = r.dry_run ? "would delete" : "deleted";
-  fmt::print(
+  print_text(
       "{} {} archived version{}{}\n", would, r.versions_deleted.size(), r.versions_deleted.size() == 1 ? "" : "s",
       r.versions_deleted.empty() ? "" : ": " + fmt::format("{}", fmt::join(ref_strings(r.versions_deleted), ", ")));
   if (!r.versions_kept.empty()) {
-    fmt::print("kept (lineage parent or in the rollback history; --include-history to drop the latter): {}\n",
+    print_text("kept (lineage parent or in the rollback history; --include-history to drop the latter): {}\n",
                fmt::join(ref_strings(r.versions_kept), ", "));
   }
-  fmt::print("{} {} blob{}, {} stored\n", r.dry_run ? "would free" : "freed", r.blobs_removed,
+  print_text("{} {} blob{}, {} stored\n", r.dry_run ? "would free" : "freed", r.blobs_removed,
              r.blobs_removed == 1 ? "" : "s", human_bytes(r.bytes_freed));
   return 0;
 }
@@ -167,7 +167,7 @@ int cmd_sign(const Globals& g, const std::string& ref) {
   if (g.json) {
     print_json(to_json(v));
   } else {
-    fmt::print("{} signed with key {}\n", v.ref_string(), v.signature->key_id);
+    print_text("{} signed with key {}\n", v.ref_string(), v.signature->key_id);
   }
   return 0;
 }
@@ -177,7 +177,7 @@ int cmd_keygen(const Globals& g, const std::string& file) {
   if (g.json) {
     print_json(json{{"file", file}, {"key_id", signing_key_id(key)}});
   } else {
-    fmt::print("wrote a new signing key to {} (key id {}); keep it secret\n", file, signing_key_id(key));
+    print_text("wrote a new signing key to {} (key id {}); keep it secret\n", file, signing_key_id(key));
   }
   return 0;
 }

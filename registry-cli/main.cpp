@@ -15,6 +15,7 @@
 #include "arguments.hpp"
 #include "commands.hpp"
 #include "modelreg/signing.hpp"
+#include "printable_text.hpp"
 
 namespace modelreg::cli {
 
@@ -61,6 +62,10 @@ int run(int argc, char** argv) {
   app.set_version_flag("--version", "modelreg 0.1.0");
   app.require_subcommand(1);
   app.fallthrough();
+  // A usage error may quote what was typed: printed without raw control characters, as all text.
+  app.failure_message([](const CLI::App* a, const CLI::Error& e) {
+    return printable_lines(CLI::FailureMessage::simple(a, e));
+  });
   app.footer(
       "Database: --db PATH, else $MODELREG_DB, else ./modelreg.db. REF: NAME (active), NAME@active, NAME@7, "
       "NAME@v1.2.0, NAME@latest.\nExit status: 0 ok, 1 error, 2 usage error. Run `modelreg COMMAND --help` for "
@@ -111,10 +116,11 @@ int run(int argc, char** argv) {
   try {
     return g.command ? g.command() : 2;
   } catch (const UsageError& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
+    print_text(stderr, "error: {}\n", e.what());
     return 2;
   } catch (const std::exception& e) {
-    fmt::print(stderr, "error: {}\n", e.what());
+    // One line whatever the message quotes (a name, a path, a value read from the database).
+    print_text(stderr, "error: {}\n", e.what());
     return 1;
   }
 }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <set>
@@ -30,8 +31,26 @@ std::string mermaid_id(const std::string& ref) {
 
 // Text stored before input was checked (or by another tool) may hold bytes that are not UTF-8:
 // they print as U+FFFD, so the JSON stays valid whatever the database holds.
+// Outside strings JSON is ASCII, so each C1 sequence (C2 80..C2 9F) or DEL is inside a string,
+// where its \u escape means the same character.
 void print_json(const nlohmann::json& j) {
-  fmt::print("{}\n", j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace));
+  const std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
+  std::string out;
+  out.reserve(text.size() + 1);
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const auto c = static_cast<unsigned char>(text[i]);
+    const auto next = i + 1 < text.size() ? static_cast<unsigned char>(text[i + 1]) : 0;
+    if (c == 0x7f) {
+      out += "\\u007f";
+    } else if (c == 0xc2 && next >= 0x80 && next < 0xa0) {
+      out += fmt::format("\\u{:04x}", next);
+      ++i;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  out += '\n';
+  std::fputs(out.c_str(), stdout);
 }
 
 nlohmann::json to_json(const ModelVersion& v) {
@@ -116,22 +135,30 @@ nlohmann::json to_json(const SqlValue& v) {
 }
 
 void Table::print() const {
-  std::vector<std::size_t> widths;
+  std::vector<std::vector<std::string>> rows;
+  rows.reserve(rows_.size());
   for (const auto& row : rows_) {
+    std::vector<std::string> cells;
+    for (const auto& cell : row) cells.push_back(printable(cell));
+    rows.push_back(std::move(cells));
+  }
+  std::vector<std::size_t> widths;
+  for (const auto& row : rows) {
     if (widths.size() < row.size()) widths.resize(row.size(), 0);
     for (std::size_t i = 0; i < row.size(); ++i) widths[i] = std::max(widths[i], row[i].size());
   }
   // A header of empty cells is not printed (tables used only for alignment).
-  const bool headless = std::all_of(rows_[0].begin(), rows_[0].end(), [](const std::string& c) { return c.empty(); });
-  for (std::size_t r = headless ? 1 : 0; r < rows_.size(); ++r) {
-    const auto& row = rows_[r];
+  const bool headless = std::all_of(rows[0].begin(), rows[0].end(), [](const std::string& c) { return c.empty(); });
+  for (std::size_t r = headless ? 1 : 0; r < rows.size(); ++r) {
+    const auto& row = rows[r];
     std::string line;
     for (std::size_t i = 0; i < row.size(); ++i) {
       line += row[i];
       if (i + 1 < row.size()) line += std::string(widths[i] - row[i].size() + 2, ' ');
     }
     while (!line.empty() && line.back() == ' ') line.pop_back();
-    fmt::print("{}\n", line);
+    std::fputs(line.c_str(), stdout);
+    std::fputc('\n', stdout);
   }
 }
 
@@ -203,26 +230,26 @@ void print_lineage_tree(const std::string& root, const std::vector<LineageEdge>&
       const auto& [other, relation] = it->second[i];
       const bool last = i + 1 == it->second.size();
       const bool repeat = !shown.insert(other).second;
-      fmt::print("{}{}{} ({}){}\n", prefix, last ? "└─ " : "├─ ", other, relation, repeat ? " (see above)" : "");
+      print_text("{}{}{} ({}){}\n", prefix, last ? "└─ " : "├─ ", other, relation, repeat ? " (see above)" : "");
       if (!repeat) walk(other, prefix + (last ? "   " : "│  "));
     }
   };
-  fmt::print("{}\n", root);
+  print_text("{}\n", root);
   walk(root, "");
 }
 
 void print_lineage_dot(const std::string& root, const std::vector<LineageEdge>& edges) {
-  fmt::print("digraph lineage {{\n  rankdir=BT;\n  \"{}\" [style=bold];\n", root);
+  print_text("digraph lineage {{\n  rankdir=BT;\n  \"{}\" [style=bold];\n", root);
   for (const auto& e : edges) {
-    fmt::print("  \"{}\" -> \"{}\" [label=\"{}\"];\n", e.child.to_string(), e.parent.to_string(), e.relation);
+    print_text("  \"{}\" -> \"{}\" [label=\"{}\"];\n", e.child.to_string(), e.parent.to_string(), e.relation);
   }
-  fmt::print("}}\n");
+  print_text("}}\n");
 }
 
 void print_lineage_mermaid(const std::string& root, const std::vector<LineageEdge>& edges) {
-  fmt::print("graph BT\n  {}[\"{}\"]\n", mermaid_id(root), root);
+  print_text("graph BT\n  {}[\"{}\"]\n", mermaid_id(root), root);
   for (const auto& e : edges) {
-    fmt::print("  {}[\"{}\"] -->|{}| {}[\"{}\"]\n", mermaid_id(e.child.to_string()), e.child.to_string(), e.relation,
+    print_text("  {}[\"{}\"] -->|{}| {}[\"{}\"]\n", mermaid_id(e.child.to_string()), e.child.to_string(), e.relation,
                mermaid_id(e.parent.to_string()), e.parent.to_string());
   }
 }

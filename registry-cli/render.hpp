@@ -1,7 +1,8 @@
 // How modelreg shows things: the JSON shapes documented in README.md ("JSON output"), aligned
 // tables, sizes, numbers and times as text, one-line version summaries and lineage graphs.
 //
-// Everything prints to stdout unless it says otherwise.
+// Everything prints to stdout unless it says otherwise, and never a raw control character
+// (printable_text.hpp): text through print_text and Table, JSON through print_json.
 #pragma once
 
 #include <cstdint>
@@ -12,10 +13,12 @@
 #include <nlohmann/json.hpp>
 
 #include "modelreg/registry.hpp"
+#include "printable_text.hpp"
 
 namespace modelreg::cli {
 
-// Indented by 2, with a final newline.
+// Indented by 2, with a final newline. Invalid UTF-8 prints as U+FFFD, and C1 controls and DEL
+// (which JSON allows raw in strings) as \u escapes: the same JSON, safe on a terminal.
 void print_json(const nlohmann::json& j);
 
 // The value, or JSON null when there is none.
@@ -32,7 +35,7 @@ nlohmann::json to_json(const Transition& t);
 nlohmann::json to_json(const SqlValue& v);  // a blob as {"blob_bytes": size}
 
 // Columns padded to their widest cell; the first row is the header, not printed when all its
-// cells are empty (a table used only for alignment).
+// cells are empty (a table used only for alignment). Cells print as printable() shows them.
 class Table {
  public:
   explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }

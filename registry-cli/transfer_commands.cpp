@@ -22,7 +22,7 @@ int cmd_init(const Globals& g) {
   if (g.json) {
     print_json({{"db", g.db}, {"schema_version", reg.schema_version()}});
   } else {
-    fmt::print("{}: modelreg database at schema version {}\n", g.db, reg.schema_version());
+    print_text("{}: modelreg database at schema version {}\n", g.db, reg.schema_version());
   }
   return 0;
 }
@@ -34,10 +34,10 @@ int cmd_migrate(const Globals& g) {
   if (g.json) {
     print_json({{"db", g.db}, {"schema_version", version}, {"supported_schema_version", supported}});
   } else if (version > supported) {
-    fmt::print("{}: schema version {} is newer than this modelreg ({}); upgrade modelreg to write to it\n", g.db,
+    print_text("{}: schema version {} is newer than this modelreg ({}); upgrade modelreg to write to it\n", g.db,
                version, supported);
   } else {
-    fmt::print("{}: schema version {} (up to date)\n", g.db, version);
+    print_text("{}: schema version {} (up to date)\n", g.db, version);
   }
   return 0;
 }
@@ -85,7 +85,7 @@ int cmd_register(const Globals& g, const RegisterArgs& a) {
   if (g.json) {
     print_json(to_json(v));
   } else {
-    fmt::print("registered {}  {} -> {} ({:.2f}x, {} level {})  sha256 {}\n", version_line(v),
+    print_text("registered {}  {} -> {} ({:.2f}x, {} level {})  sha256 {}\n", version_line(v),
                human_bytes(v.blob.raw_size), human_bytes(v.blob.stored_size), v.blob.ratio(), v.blob.codec,
                v.blob.level, v.blob.sha256);
   }
@@ -115,7 +115,7 @@ int cmd_get(const Globals& g, const GetArgs& a) {
   if (g.json) {
     print_json({{"ref", v.ref_string()}, {"path", a.output}, {"bytes", v.blob.raw_size}, {"sha256", v.blob.sha256}});
   } else {
-    fmt::print("wrote {} ({}, sha256 verified) to {}\n", v.ref_string(), human_bytes(v.blob.raw_size), a.output);
+    print_text("wrote {} ({}, sha256 verified) to {}\n", v.ref_string(), human_bytes(v.blob.raw_size), a.output);
   }
   return 0;
 }
@@ -138,7 +138,7 @@ int cmd_export(const Globals& g, const ExportArgs& a) {
     print_json({{"bundle", a.output}, {"versions", ref_strings(report.versions)}, {"stored_bytes", report.stored_bytes}});
   } else {
     const std::vector<std::string> names = ref_strings(report.versions);
-    fmt::print("exported {} version{} ({}) to {}: {}\n", names.size(), names.size() == 1 ? "" : "s",
+    print_text("exported {} version{} ({}) to {}: {}\n", names.size(), names.size() == 1 ? "" : "s",
                human_bytes(report.stored_bytes), a.output, fmt::join(names, ", "));
   }
   return 0;
@@ -157,12 +157,12 @@ int cmd_import(const Globals& g, const std::string& bundle) {
                 {"dropped_lineage", report.dropped_lineage}});
     return 0;
   }
-  fmt::print("imported {} version{}{}\n", report.imported.size(), report.imported.size() == 1 ? "" : "s",
+  print_text("imported {} version{}{}\n", report.imported.size(), report.imported.size() == 1 ? "" : "s",
              report.imported.empty() ? "" : ": " + fmt::format("{}", fmt::join(ref_strings(report.imported), ", ")));
   if (!report.already_present.empty()) {
-    fmt::print("already here (skipped): {}\n", fmt::join(ref_strings(report.already_present), ", "));
+    print_text("already here (skipped): {}\n", fmt::join(ref_strings(report.already_present), ", "));
   }
-  for (const auto& d : report.dropped_lineage) fmt::print("lineage not kept (parent not here): {}\n", d);
+  for (const auto& d : report.dropped_lineage) print_text("lineage not kept (parent not here): {}\n", d);
   return 0;
 }
 
@@ -183,9 +183,9 @@ int cmd_verify(const Globals& g, const std::string& ref_text) {
                 {"database_problems", report.database_problems},
                 {"bad_versions", bad}});
   } else {
-    for (const auto& p : report.database_problems) fmt::print("database: {}\n", p);
-    for (const auto& [id, why] : report.bad_versions) fmt::print("BAD {}: {}\n", id.to_string(), why);
-    fmt::print("{}: {} version{} checked, {} bad, database {}\n", report.ok() ? "ok" : "FAILED",
+    for (const auto& p : report.database_problems) print_text("database: {}\n", p);
+    for (const auto& [id, why] : report.bad_versions) print_text("BAD {}: {}\n", id.to_string(), why);
+    print_text("{}: {} version{} checked, {} bad, database {}\n", report.ok() ? "ok" : "FAILED",
                report.versions_checked, report.versions_checked == 1 ? "" : "s", report.bad_versions.size(),
                report.database_problems.empty() ? "ok" : "has problems");
   }

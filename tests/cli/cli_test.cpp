@@ -1,9 +1,12 @@
 // The modelreg command, end to end: every command and option on a temporary database, --json
 // parsed and checked, and the bad inputs — each gives the documented error and exit status and
 // leaves the database exactly as it was.
+#include <algorithm>
+#include <array>
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -706,3 +709,130 @@ TEST_CASE_FIXTURE(Cli, "no raw library message reaches the user: a bad limit, a 
   CHECK(ok({"--json", "list", "fraud", "--limit", "1"}).parsed().size() == 1);
 }
 
+
+// Bytes that drive a terminal: ESC sequences (clear the screen, retitle the window), BEL, a C1 CSI
+// as UTF-8 (U+009B) and as one raw byte, DEL.
+const std::string kTerminalControls = "\x1b[2J\x1b]0;owned\x07|\xc2\x9b" "31m|\x9b|\x7f";
+
+bool has_raw_control(const std::string& text, bool line_feeds_allowed = true) {
+  return std::any_of(text.begin(), text.end(), [&](char ch) {
+    const auto c = static_cast<unsigned char>(ch);
+    return (c < 0x20 && !(line_feeds_allowed && c == '\n')) || c == 0x7f || c == 0x9b || c == 0x9d;
+  });
+}
+
+TEST_CASE_FIXTURE(Cli, "control characters are never printed raw: text read from the database, SQL results, errors") {
+  seed();
+  // Text no input check saw: written by the sqlite3 shell (tags and events accept inserts).
+  {
+    auto d = test::raw(db);
+    SQLite::Statement tag(d, "INSERT INTO tags(version_id, key, value) SELECT id, ?, ? FROM versions WHERE number = 2");
+    tag.bind(1, "key" + kTerminalControls);
+    tag.bind(2, "value" + kTerminalControls + "\nFAKE LINE");
+    tag.exec();
+    SQLite::Statement event(d, "INSERT INTO events(model_id, kind, version, actor, reason, at, details) "
+                               "SELECT model_id, 'tag', number, ?, ?, '2026-01-01T00:00:00.000Z', '' FROM versions "
+                               "WHERE number = 2");
+    event.bind(1, "actor" + kTerminalControls);
+    event.bind(2, "reason" + kTerminalControls);
+    event.exec();
+  }
+  const std::string before = test::dump(db);
+  const Result listed = ok({"list", "fraud", "--tag", "key" + kTerminalControls});
+  CHECK(listed.out.find("fraud@2") != std::string::npos);
+  CHECK_FALSE(has_raw_control(listed.out));
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"show", "fraud@2"},
+           {"history", "fraud"},
+           {"sql", "SELECT key AS \"k" + kTerminalControls + "\", value, char(27, 155, 127) AS c FROM tags"},
+           {"sql", "SELECT actor, reason FROM events"}}) {
+    const Result r = ok(args);
+    CAPTURE(r.out);
+    CHECK_FALSE(has_raw_control(r.out));
+    CHECK(r.out.find("\\x1b[2J") != std::string::npos);  // shown, escaped
+  }
+  const std::string shown = ok({"show", "fraud@2"}).out;
+  CHECK(shown.find("\\u009b31m|\\x9b|\\x7f") != std::string::npos);
+  CHECK(shown.find("\\nFAKE LINE") != std::string::npos);  // a line break in a value cannot fake a line
+  CHECK(ok({"history", "fraud"}).out.find("actor\\x1b[2J\\x1b]0;owned\\x07") != std::string::npos);
+
+  // JSON: the same text, escaped by JSON (C1 and DEL too), and valid.
+  for (const std::vector<std::string>& args : std::vector<std::vector<std::string>>{
+           {"--json", "show", "fraud@2"}, {"--json", "history", "fraud"}, {"--json", "sql", "SELECT * FROM tags"}}) {
+    const Result r = ok(args);
+    CAPTURE(r.out);
+    CHECK_FALSE(has_raw_control(r.out));
+    CHECK_NOTHROW((void)r.parsed());
+  }
+  // (The lone byte 0x9b is not UTF-8: JSON shows it as U+FFFD.)
+  CHECK(ok({"--json", "show", "fraud@2"}).parsed()["tags"].contains(
+      "key\x1b[2J\x1b]0;owned\x07|\xc2\x9b" "31m|\xef\xbf\xbd|\x7f"));
+
+  // Error messages quoting what was typed or read: one escaped line on stderr.
+  const Result bad_ref = run({"show", "fraud" + kTerminalControls});
+  CHECK(bad_ref.status == 2);
+  CHECK_FALSE(has_raw_control(bad_ref.err));
+  CHECK(bad_ref.err.find("\\x1b[2J") != std::string::npos);
+  const Result bad_db = run({"--db", (dir / ("x" + kTerminalControls + ".db")).string(), "list"}, false);
+  CHECK(bad_db.status == 1);
+  CHECK_FALSE(has_raw_control(bad_db.err));
+  CHECK(std::count(bad_db.err.begin(), bad_db.err.end(), '\n') == 1);
+  const Result bad_option = run({"list", "fraud", "--limit", kTerminalControls});  // CLI11's own message
+  CHECK(bad_option.status == 2);
+  CHECK_FALSE(has_raw_control(bad_option.err));
+  const Result bad_sql = run({"sql", "SELECT nosuchcolumn" + kTerminalControls});
+  CHECK(bad_sql.status == 1);
+  CHECK_FALSE(has_raw_control(bad_sql.err));
+
+  // CSV is data: exact in a pipe; escaped on a terminal (script(1) gives the command one).
+  CHECK(ok({"sql", "--csv", "SELECT char(27) || '[2J' AS x"}).out == "x\n\x1b[2J\n");
+  const std::string cmd = fmt::format("script -qefc \"'{}' --db '{}' sql --csv 'SELECT char(27) || char(91) AS x'\" /dev/null",
+                                      std::getenv("MODELREG_BIN"), db.string());
+  std::FILE* p = ::popen(cmd.c_str(), "r");
+  REQUIRE(p != nullptr);
+  std::string out;
+  char buffer[4096];
+  while (std::size_t n = std::fread(buffer, 1, sizeof buffer, p)) out.append(buffer, n);
+  CHECK(::pclose(p) == 0);
+  CAPTURE(out);
+  CHECK(out.find("\\x1b[") != std::string::npos);
+  CHECK(out.find('\x1b') == std::string::npos);
+  CHECK(test::dump(db) == before);
+}
+
+TEST_CASE_FIXTURE(Cli, "two exports racing to one path: a complete bundle, and the loser says why in our words") {
+  seed();
+  const auto bundle = dir / "race.bundle";
+  const std::string binary = test::modelreg_binary();
+  for (int round = 0; round < 10; ++round) {
+    std::filesystem::remove(bundle);
+    std::array<test::CommandResult, 2> results;
+    std::vector<std::thread> racers;
+    for (auto& r : results) {
+      racers.emplace_back([&] {
+        r = test::run_command({.args = {binary, "--db", db.string(), "export", "fraud@1", "fraud@2",
+                                        "fraud@3", "-o", bundle.string()},
+                               .env = {{"MODELREG_DB", std::nullopt}},
+                               .capture_out = true,
+                               .capture_err = true});
+      });
+    }
+    for (auto& t : racers) t.join();
+    int won = 0;
+    for (const auto& r : results) {
+      INFO("stderr: ", r.err);
+      if (r.status == 0) {
+        ++won;
+        continue;
+      }
+      CHECK(r.status == 1);
+      CHECK((r.err.find("already exists") != std::string::npos ||
+             r.err.find("was created by someone else") != std::string::npos));
+      CHECK(r.err.find("SQLite") == std::string::npos);
+      CHECK(r.err.find("database disk image") == std::string::npos);
+    }
+    CHECK(won == 1);
+    const auto imported = Cli{}.ok({"--json", "import", bundle.string()}).parsed();  // complete
+    CHECK(imported["imported"].size() == 3);
+  }
+}

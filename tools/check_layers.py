@@ -21,9 +21,10 @@ PUBLIC = {
     "logistic_regression.hpp": "models", "decision_tree.hpp": "models", "random_forest.hpp": "models",
     "gradient_boosted_trees.hpp": "models", "training.hpp": "models", "model_archive.hpp": "models",
     "model_serialization.hpp": "models", "labeled_data.hpp": "models", "metrics.hpp": "models",
-    "hyperparameters.hpp": "models",
+    "hyperparameters.hpp": "models", "xgboost.hpp": "models",
     "checksum.hpp": "store", "metadata.hpp": "store", "model_ref.hpp": "store", "registry.hpp": "store",
     "signing.hpp": "store", "training_run.hpp": "store",
+    "xgboost_import.hpp": "store",
     "active_watcher.hpp": "serving", "model_server.hpp": "serving",
 }
 
@@ -34,7 +35,7 @@ THIRD_PARTY = {
     "fmt": "core",
     "boost": "models", "xxhash.h": "models",
     "sqlite3.h": "store", "SQLiteCpp": "store", "zstd.h": "store", "openssl": "store",
-    "nlohmann": "store",
+    "nlohmann": "models",  # models/: XGBoost's JSON and UBJSON model files
 }
 # Serving sits on the public Registry API: it may not use the storage libraries even though it is
 # above store/, nor store's private headers.

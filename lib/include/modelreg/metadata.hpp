@@ -11,6 +11,7 @@
 
 #include "modelreg/export.hpp"
 #include "modelreg/matrix.hpp"
+#include "modelreg/model.hpp"
 #include "modelreg/model_ref.hpp"
 
 namespace modelreg {
@@ -64,11 +65,20 @@ struct MODELREG_API BlobInfo {
 
 enum class VersionStatus { ready, archived };
 
-// A saved model's validation probe: a few input rows (at most 16) and the probability of the
-// positive class the model gave for each when it was saved. Loading predicts them again.
+// A saved model's validation probe: a few input rows (at most 16) and the outputs the model gave
+// for each when it was saved (Model::predict_outputs: rows × n_outputs values). Loading predicts
+// them again.
 struct MODELREG_API Probe {
   Matrix inputs;
   std::vector<double> outputs;
+};
+
+// What a saved model predicts: its task and class labels (see model.hpp), stored with the version.
+struct MODELREG_API ModelTask {
+  Task task = Task::binary;
+  ClassLabels classes;  // empty for regression
+  std::size_t n_outputs() const noexcept { return task == Task::multiclass ? classes.size() : 1; }
+  friend bool operator==(const ModelTask&, const ModelTask&) = default;
 };
 
 // A version's signature (see signing.hpp). Present when the version was signed; whether it
@@ -101,6 +111,9 @@ struct MODELREG_API ModelVersion {
   std::vector<std::pair<VersionId, std::string>> parents;
   // Present for models saved with Registry::save_model.
   std::optional<Probe> probe;
+  // Present for models saved with Registry::save_model (binary with classes {0, 1} for those saved
+  // before tasks existed).
+  std::optional<ModelTask> task;
   // Present when the version is signed (schema 3 and later).
   std::optional<Signature> signature;
 

@@ -69,10 +69,11 @@ CREATE TABLE bundle_versions (
 // The bundle_info keys the exporter writes; an import expects exactly these.
 constexpr const char* kInfoKeys[] = {"created_at", "created_by", "format", "format_version", "source_schema_version"};
 
-// The metadata keys the exporter writes ("probe" is absent from bundles written before probes).
+// The metadata keys the exporter writes ("probe" is absent from bundles written before probes,
+// "task" from those written before tasks: their models are binary classifiers of 0/1).
 const std::set<std::string> kMetadataKeys = {"label",    "format",  "type_name", "status",   "notes",
                                              "created_at", "created_by", "metrics", "params", "features",
-                                             "tags",     "datasets", "probe",    "parents"};
+                                             "tags",     "datasets", "probe",    "parents", "task"};
 
 json to_json(const ModelVersion& v) {
   json features = json::array();
@@ -97,7 +98,12 @@ json to_json(const ModelVersion& v) {
               {"probe", v.probe ? json{{"n_features", v.probe->inputs.cols()},
                                        {"inputs", v.probe->inputs.values()},
                                        {"outputs", v.probe->outputs}}
-                                : json(nullptr)}};
+                                : json(nullptr)},
+              {"task", v.task ? json{{"task", to_string(v.task->task)},
+                                     {"classes", v.task->task == Task::regression
+                                                     ? json(nullptr)
+                                                     : json::parse(detail::encode_labels(v.task->classes))}}
+                              : json(nullptr)}};
 }
 
 // The metadata that defines a version's identity, for "is this the same version?" on import.
@@ -158,6 +164,7 @@ struct BundleVersion {
   std::string created_by;
   bool archived = false;
   std::optional<Probe> probe;
+  std::optional<ModelTask> task;
   std::vector<BundleParent> parents;
 
   std::string where() const { return fmt::format("{}@{}", model, number); }
@@ -509,12 +516,34 @@ BundleVersion BundleFile::parse_version(std::string model, std::int64_t number, 
     const std::string status = text_field(m, "status");
     if (status != "ready" && status != "archived") throw BadField{"status"};
     bv.archived = status == "archived";
+    if (const auto it = m.find("task"); it != m.end() && !it->is_null()) {
+      ModelTask t;
+      try {
+        t.task = parse_task(text_field(*it, "task"));
+        const json& classes = member(*it, "classes");
+        if (t.task != Task::regression) t.classes = detail::decode_labels(classes.dump());
+      } catch (const Error& e) {
+        throw bad(fmt::format("the task of {} is malformed: {}", where, e.what()));
+      }
+      const std::size_t k = t.classes.size();
+      if ((t.task == Task::binary && k != 2) || (t.task == Task::multiclass && (k < 3 || k > 100000)) ||
+          (t.task == Task::regression && k != 0)) {
+        throw bad(fmt::format("the task of {} has {} classes, which a {} model cannot have", where, k,
+                              to_string(t.task)));
+      }
+      bv.task = std::move(t);
+    } else if (s.format == kModelFormat) {
+      bv.task = ModelTask{Task::binary, ClassLabels::zero_one()};
+    }
     if (const auto it = m.find("probe"); it != m.end() && !it->is_null()) {
       const std::int64_t n_features = integer_field(*it, "n_features");
       std::vector<double> inputs = numbers_field(*it, "inputs");
       std::vector<double> outputs = numbers_field(*it, "outputs");
-      if (n_features < 1 || static_cast<std::uint64_t>(n_features) > inputs.size() || outputs.empty() ||
-          outputs.size() > 16 || inputs.size() != outputs.size() * static_cast<std::uint64_t>(n_features)) {
+      const std::uint64_t per_row = bv.task ? bv.task->n_outputs() : 1;
+      const std::uint64_t rows =
+          n_features < 1 ? 0 : inputs.size() / static_cast<std::uint64_t>(n_features);
+      if (n_features < 1 || rows < 1 || rows > 16 || inputs.size() != rows * static_cast<std::uint64_t>(n_features) ||
+          outputs.size() != rows * per_row) {
         throw bad(fmt::format("the probe of {} is malformed", where));
       }
       Probe probe;
@@ -1158,7 +1187,8 @@ ImportReport Registry::import_bundle(const std::filesystem::path& bundle, const 
       issue.exec();
       const std::int64_t vid =
           impl_->insert_version(mid, bv->number, bv->spec, parents, blob_map.at(bv->blob_id), bv->created_at,
-                                bv->created_by.empty() ? actor : bv->created_by, bv->probe ? &*bv->probe : nullptr);
+                                bv->created_by.empty() ? actor : bv->created_by, bv->probe ? &*bv->probe : nullptr,
+                                bv->task ? &*bv->task : nullptr);
       if (bv->archived) {
         SQLite::Statement q(db, "UPDATE versions SET status = 'archived' WHERE id = ?");
         q.bind(1, vid);

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "models/archive_header.hpp"
 #include "modelreg/model_archive.hpp"
@@ -32,6 +33,20 @@ Matrix synthetic_probe_rows(std::size_t cols) {
 
 [[noreturn]] void fail_check(const std::string& version, std::string_view check, const std::string& detail) {
   throw Error(Errc::validation_failed, fmt::format("{}: validation failed at the {} check: {}", version, check, detail));
+}
+
+// A model's task and classes must make sense before they are stored.
+void check_task(const std::string& type, const ModelTask& t) {
+  const std::size_t k = t.classes.size();
+  const bool ok = t.task == Task::binary       ? k == 2
+                  : t.task == Task::multiclass ? k >= 3
+                                               : k == 0;
+  if (!ok) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("the {} model says it is a {} model with {} class labels; a binary classifier has 2, a "
+                            "multiclass one 3 or more, a regression model none",
+                            type, to_string(t.task), k));
+  }
 }
 
 }  // namespace
@@ -66,16 +81,18 @@ ModelVersion Registry::save_model(const Model& model, NewVersion spec, MatrixVie
     const MatrixView head = probe_rows.slice(0, std::min(kProbeRows, probe_rows.rows()));
     probe.inputs = Matrix(std::vector<double>(head.data(), head.data() + head.size()), n);
   }
-  probe.outputs = model.predict_proba(probe.inputs);
+  const ModelTask task{model.task(), model.classes()};
+  check_task(model.type_name(), task);
+  probe.outputs = model.predict_outputs(probe.inputs);
   for (double p : probe.outputs) {
     if (!std::isfinite(p)) {
-      throw Error(Errc::invalid_argument, "the model predicts a non-finite probability on the probe rows; check the "
-                                          "probe data for NaN or infinite values");
+      throw Error(Errc::invalid_argument, "the model predicts a non-finite value on the probe rows; check the "
+                                          "probe data for infinite values or give other probe rows");
     }
   }
   const std::string bytes = serialize_model(model);
   detail::MemorySource source(bytes);
-  return impl_->register_from(spec, source, {}, &probe);
+  return impl_->register_from(spec, source, {}, &probe, &task);
 }
 
 LoadedModel Registry::load_model(const ModelRef& ref, const LoadOptions& options) const {
@@ -146,19 +163,34 @@ LoadedModel Registry::load_model(const ModelRef& ref, const LoadOptions& options
     fail_check(name, "n_features", fmt::format("the model takes {} features but the version registers {}",
                                                loaded.model->n_features(), v.features.size()));
   }
-  // 5. Probe.
-  if (!v.probe) fail_check(name, "probe", "no probe was stored with this version (save it with save_model)");
-  if (v.probe->inputs.cols() != loaded.model->n_features() || v.probe->inputs.rows() != v.probe->outputs.size()) {
-    fail_check(name, "probe", fmt::format("the stored probe has {} × {} inputs and {} outputs, which does not fit a "
-                                          "model of {} features",
-                                          v.probe->inputs.rows(), v.probe->inputs.cols(), v.probe->outputs.size(),
-                                          loaded.model->n_features()));
+  // 5. Task and classes.
+  const ModelTask has{loaded.model->task(), loaded.model->classes()};
+  const ModelTask stored = v.task.value_or(ModelTask{Task::binary, ClassLabels::zero_one()});
+  if (has.task != stored.task) {
+    fail_check(name, "task", fmt::format("the model is a {} model but the version was registered as {}",
+                                         to_string(has.task), to_string(stored.task)));
   }
-  const std::vector<double> again = loaded.model->predict_proba(v.probe->inputs);
+  if (has.classes != stored.classes) {
+    auto list = [](const ClassLabels& c) { return fmt::format("[{}]", fmt::join(c.texts(), ", ")); };
+    fail_check(name, "classes", fmt::format("the model's classes are {} but the version registers {}",
+                                            list(has.classes), list(stored.classes)));
+  }
+  // 6. Probe.
+  if (!v.probe) fail_check(name, "probe", "no probe was stored with this version (save it with save_model)");
+  const std::size_t per_row = loaded.model->n_outputs();
+  if (v.probe->inputs.cols() != loaded.model->n_features() ||
+      v.probe->inputs.rows() * per_row != v.probe->outputs.size()) {
+    fail_check(name, "probe", fmt::format("the stored probe has {} × {} inputs and {} outputs, which does not fit a "
+                                          "model of {} features and {} outputs a row",
+                                          v.probe->inputs.rows(), v.probe->inputs.cols(), v.probe->outputs.size(),
+                                          loaded.model->n_features(), per_row));
+  }
+  const std::vector<double> again = loaded.model->predict_outputs(v.probe->inputs);
   for (std::size_t i = 0; i < again.size(); ++i) {
     if (!(std::fabs(again[i] - v.probe->outputs[i]) <= kProbeTolerance)) {
-      fail_check(name, "probe", fmt::format("row {} predicts {:.17g} but {:.17g} was stored when it was saved", i,
-                                            again[i], v.probe->outputs[i]));
+      fail_check(name, "probe",
+                 fmt::format("row {} output {} is {:.17g} but {:.17g} was stored when it was saved", i / per_row,
+                             i % per_row, again[i], v.probe->outputs[i]));
     }
   }
   return loaded;

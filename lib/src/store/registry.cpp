@@ -122,7 +122,8 @@ void Registry::Impl::ensure_writable() const {
 
 
 ModelVersion Registry::Impl::register_from(const NewVersion& spec, detail::ByteSource& source,
-                                           const ProgressFn& progress, const Probe* probe) {
+                                           const ProgressFn& progress, const Probe* probe,
+                                           const ModelTask* task) {
   detail::validate(spec);
   ensure_writable();
   const std::string creator = actor(spec.created_by);
@@ -170,7 +171,7 @@ ModelVersion Registry::Impl::register_from(const NewVersion& spec, detail::ByteS
     issue.reset();
     std::vector<std::pair<std::int64_t, std::string>> parent_ids;
     for (const auto& [row, relation] : parents) parent_ids.emplace_back(row.id, relation);
-    const std::int64_t vid = insert_version(mid, number, spec, parent_ids, blob.id, at, creator, probe);
+    const std::int64_t vid = insert_version(mid, number, spec, parent_ids, blob.id, at, creator, probe, task);
     // Versions this registry registers are signed; imported ones are not (see Registry::sign).
     if (options.signing_key) sign_version(vid, at, creator);
     record_event(mid, EventKind::register_version, number, std::nullopt, std::nullopt, creator, "",

@@ -64,6 +64,9 @@ std::optional<std::int64_t> optional_int(const SQLite::Column& c);
 // Doubles as IEEE-754 little-endian bytes (the probes table's encoding), independent of the host.
 std::string encode_doubles(std::span<const double> values);
 std::vector<double> decode_doubles(const void* data, std::size_t size);
+// Class labels as the tasks table stores them: a JSON array of integers or of strings.
+std::string encode_labels(const ClassLabels& labels);
+ClassLabels decode_labels(const std::string& json);
 
 }  // namespace detail
 
@@ -108,6 +111,8 @@ struct __attribute__((visibility("hidden"))) Registry::Impl {
   std::string key_id;
   // Whether the signatures table exists (has_signature_table, cached; under mutex).
   mutable std::optional<bool> signature_table;
+  // Whether the tasks table exists (schema 5; has_task_table, cached like signature_table).
+  mutable std::optional<bool> task_table;
 
   // ---- the write skeleton: every write of the registry goes through it ----
 
@@ -159,7 +164,7 @@ struct __attribute__((visibility("hidden"))) Registry::Impl {
   void ensure_writable() const;
 
   ModelVersion register_from(const NewVersion& spec, detail::ByteSource& source, const ProgressFn& progress,
-                             const Probe* probe = nullptr);
+                             const Probe* probe = nullptr, const ModelTask* task = nullptr);
   std::vector<LineageEdge> walk(const ModelRef& ref, int max_depth, bool up) const;
   void read_blob(const ModelRef& ref, const detail::ByteSink& sink, const ProgressFn& progress) const;
 
@@ -181,7 +186,8 @@ struct __attribute__((visibility("hidden"))) Registry::Impl {
   // holds the write transaction, has validated `spec` and issued `number`.
   std::int64_t insert_version(std::int64_t model_id, std::int64_t number, const NewVersion& spec,
                               const std::vector<std::pair<std::int64_t, std::string>>& parents, std::int64_t blob_id,
-                              const std::string& at, const std::string& creator, const Probe* probe = nullptr);
+                              const std::string& at, const std::string& creator, const Probe* probe = nullptr,
+                              const ModelTask* task = nullptr);
 
   // ---- lifecycle.cpp: inside the write skeleton ----
 
@@ -200,6 +206,7 @@ struct __attribute__((visibility("hidden"))) Registry::Impl {
   // ---- signing.cpp. The signatures table exists from schema 3 on ----
 
   bool has_signature_table() const;
+  bool has_task_table() const;
   std::optional<Signature> signature_of(std::int64_t version_id) const;
   // Error(validation_failed) unless the version's signature verifies under options.signing_key;
   // nothing when there is no key. Reads only metadata rows, never the blob's chunks.

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include "store/registry_impl.hpp"
 
@@ -22,6 +23,37 @@ std::string encode_doubles(std::span<const double> values) {
     for (int b = 0; b < 8; ++b) out[i * 8 + static_cast<std::size_t>(b)] = static_cast<char>((bits >> (8 * b)) & 0xff);
   }
   return out;
+}
+
+std::string encode_labels(const ClassLabels& labels) {
+  nlohmann::json a = nlohmann::json::array();
+  for (std::size_t i = 0; i < labels.size(); ++i) {
+    if (labels.are_integers()) {
+      a.push_back(labels.integer(i));
+    } else {
+      a.push_back(labels.text(i));
+    }
+  }
+  return a.dump();
+}
+
+ClassLabels decode_labels(const std::string& text) {
+  const nlohmann::json a = nlohmann::json::parse(text, nullptr, false);
+  if (!a.is_array()) throw Error(Errc::corruption, fmt::format("stored class labels are not a JSON array: {}", text));
+  if (!a.empty() && a.front().is_number_integer()) {
+    std::vector<std::int64_t> v;
+    for (const auto& e : a) {
+      if (!e.is_number_integer()) throw Error(Errc::corruption, "stored class labels mix integers and other values");
+      v.push_back(e.get<std::int64_t>());
+    }
+    return ClassLabels::integers(std::move(v));
+  }
+  std::vector<std::string> v;
+  for (const auto& e : a) {
+    if (!e.is_string()) throw Error(Errc::corruption, "stored class labels mix strings and other values");
+    v.push_back(e.get<std::string>());
+  }
+  return ClassLabels::strings(std::move(v));
 }
 
 std::vector<double> decode_doubles(const void* data, std::size_t size) {
@@ -238,6 +270,18 @@ ModelVersion Registry::Impl::load_version(std::int64_t id) const {
       v.probe = std::move(p);
     }
   }
+  if (has_task_table()) {
+    Cached q(*this, "SELECT task, classes FROM tasks WHERE version_id = ?");
+    q.bind(1, id);
+    if (q.executeStep()) {
+      ModelTask t;
+      t.task = parse_task(q.getColumn(0).getString());
+      if (!q.getColumn(1).isNull()) t.classes = detail::decode_labels(q.getColumn(1).getString());
+      v.task = std::move(t);
+    }
+  } else if (v.format == kModelFormat) {
+    v.task = ModelTask{Task::binary, ClassLabels::zero_one()};  // every model before schema 5
+  }
   v.signature = signature_of(id);
   return v;
 }
@@ -250,10 +294,18 @@ std::optional<double> Registry::Impl::metric(std::int64_t version_id, std::strin
   return q.getColumn(0).getDouble();
 }
 
+bool Registry::Impl::has_task_table() const {
+  if (!task_table) {
+    SQLite::Statement q(*db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'tasks'");
+    task_table = q.executeStep();
+  }
+  return *task_table;
+}
+
 std::int64_t Registry::Impl::insert_version(std::int64_t mid, std::int64_t number, const NewVersion& spec,
                                             const std::vector<std::pair<std::int64_t, std::string>>& parents,
                                             std::int64_t blob_id, const std::string& at, const std::string& creator,
-                                            const Probe* probe) {
+                                            const Probe* probe, const ModelTask* task) {
   const std::int64_t vid = db->execAndGet("SELECT coalesce(max(id), 0) + 1 FROM versions").getInt64();
 
   // Content first, then the version row that seals it (see migrations/0001_initial.sql).
@@ -312,12 +364,31 @@ std::int64_t Registry::Impl::insert_version(std::int64_t mid, std::int64_t numbe
   if (probe != nullptr) {
     const std::string inputs = detail::encode_doubles(probe->inputs.values());
     const std::string outputs = detail::encode_doubles(probe->outputs);
-    SQLite::Statement q(*db, "INSERT INTO probes(version_id, n_rows, n_features, inputs, outputs) VALUES (?, ?, ?, ?, ?)");
+    const std::size_t rows = probe->inputs.rows();
+    const std::size_t per_row = rows == 0 ? 1 : probe->outputs.size() / rows;
+    SQLite::Statement q(*db,
+                        "INSERT INTO probes(version_id, n_rows, n_features, inputs, outputs, n_outputs) "
+                        "VALUES (?, ?, ?, ?, ?, ?)");
     q.bind(1, vid);
-    q.bind(2, static_cast<std::int64_t>(probe->inputs.rows()));
+    q.bind(2, static_cast<std::int64_t>(rows));
     q.bind(3, static_cast<std::int64_t>(probe->inputs.cols()));
     q.bind(4, inputs.data(), static_cast<int>(inputs.size()));
     q.bind(5, outputs.data(), static_cast<int>(outputs.size()));
+    q.bind(6, static_cast<std::int64_t>(per_row));
+    q.exec();
+  }
+  if (task != nullptr) {
+    SQLite::Statement q(*db, "INSERT INTO tasks(version_id, task, label_type, classes, n_outputs) VALUES (?, ?, ?, ?, ?)");
+    q.bind(1, vid);
+    q.bind(2, std::string(to_string(task->task)));
+    if (task->task == Task::regression) {
+      q.bind(3);
+      q.bind(4);
+    } else {
+      q.bind(3, task->classes.are_integers() ? "integer" : "string");
+      q.bind(4, detail::encode_labels(task->classes));
+    }
+    q.bind(5, static_cast<std::int64_t>(task->n_outputs()));
     q.exec();
   }
   {

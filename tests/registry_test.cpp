@@ -1,7 +1,9 @@
 #include <sys/stat.h>
 
+#include <array>
 #include <fstream>
 #include <iterator>
+#include <optional>
 #include <thread>
 
 #include <doctest/doctest.h>
@@ -560,4 +562,56 @@ TEST_CASE("check finds an active version the audit log does not account for") {
   REQUIRE(r.database_problems.size() == 1);
   CHECK(r.database_problems[0].find("the active version is 2 but the audit log's last promote or rollback moved it to 1") !=
         std::string::npos);
+}
+
+TEST_CASE("loads racing to one file: each writes its own temporary file; without overwrite none replaces another") {
+  test::TempDir dir;
+  const auto db = dir / "r.db";
+  const std::string bytes = test::random_bytes(3 << 20, 7);
+  {
+    Registry reg(db);
+    reg.register_bytes(spec("fraud"), bytes);
+  }
+  Registry a(db), b(db);  // one Registry serializes its calls: two race
+  const auto out = dir / "model.bin";
+  for (bool overwrite : {false, true}) {
+    CAPTURE(overwrite);
+    for (int round = 0; round < 10; ++round) {
+      std::filesystem::remove(out);
+      std::array<std::optional<Error>, 2> failed;
+      std::array<Registry*, 2> loaders = {&a, &b};
+      std::vector<std::thread> threads;
+      for (std::size_t i = 0; i < 2; ++i) {
+        threads.emplace_back([&, i] {
+          try {
+            loaders[i]->load_to_file(ref("fraud@1"), out, {}, overwrite);
+          } catch (const Error& e) {
+            failed[i] = e;
+          }
+        });
+      }
+      for (auto& t : threads) t.join();
+      int failures = 0;
+      for (const auto& f : failed) {
+        if (!f) continue;
+        ++failures;
+        INFO(f->what());
+        CHECK(f->code() == Errc::already_exists);  // it exists already, or appeared while this one wrote
+      }
+      CHECK(failures <= (overwrite ? 0 : 1));
+      std::ifstream in(out, std::ios::binary);
+      CHECK(std::string(std::istreambuf_iterator<char>(in), {}) == bytes);  // always complete
+      for (const auto& entry : std::filesystem::directory_iterator(dir.path())) {
+        CHECK(entry.path().filename().string().find("modelreg-partial") == std::string::npos);
+      }
+    }
+  }
+  // A missing directory is named as such, not as a temporary file's name.
+  try {
+    a.load_to_file(ref("fraud@1"), dir / "no-such-dir" / "m.bin");
+    FAIL("expected an error");
+  } catch (const Error& e) {
+    CHECK(std::string(e.what()).find("its directory") != std::string::npos);
+    CHECK(std::string(e.what()).find("modelreg-partial") == std::string::npos);
+  }
 }

@@ -1,8 +1,15 @@
 // The modelreg command, end to end: every command and option on a temporary database, --json
 // parsed and checked, and the bad inputs — each gives the documented error and exit status and
 // leaves the database exactly as it was.
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -834,5 +841,155 @@ TEST_CASE_FIXTURE(Cli, "two exports racing to one path: a complete bundle, and t
     CHECK(won == 1);
     const auto imported = Cli{}.ok({"--json", "import", bundle.string()}).parsed();  // complete
     CHECK(imported["imported"].size() == 3);
+  }
+}
+
+// ---- a registry in a read-only directory ---------------------------------------------------------
+
+namespace {
+
+// `source` seen read-only at `view`: a read-only bind mount in a mount namespace of this process's
+// own (as root, where permissions do not bite), else the permissions of both dropped (0555 for
+// directories, 0444 for files). False, with the reason in `why`, when neither can be done.
+bool make_read_only_view(const std::filesystem::path& source, const std::filesystem::path& view, std::string& why) {
+  std::filesystem::create_directories(view);
+  if (::geteuid() != 0) {
+    std::filesystem::remove(view);
+    std::filesystem::create_directory_symlink(source, view);
+    for (const auto& e : std::filesystem::recursive_directory_iterator(source)) {
+      ::chmod(e.path().c_str(), e.is_directory() ? 0555 : 0444);
+    }
+    ::chmod(source.c_str(), 0555);
+    return true;
+  }
+  // This process (and the commands it starts) stays in the namespace: the mount goes with it.
+  static const bool private_namespace = ::unshare(CLONE_NEWNS) == 0 &&
+                                        ::mount(nullptr, "/", nullptr, MS_REC | MS_PRIVATE, nullptr) == 0;
+  if (!private_namespace) {
+    why = fmt::format("cannot create a private mount namespace ({}); needs CAP_SYS_ADMIN", std::strerror(errno));
+    return false;
+  }
+  if (::mount(source.c_str(), view.c_str(), nullptr, MS_BIND, nullptr) != 0 ||
+      ::mount(nullptr, view.c_str(), nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) != 0) {
+    why = fmt::format("cannot bind-mount read-only ({})", std::strerror(errno));
+    return false;
+  }
+  return true;
+}
+
+void drop_read_only_view(const std::filesystem::path& source, const std::filesystem::path& view) {
+  if (::geteuid() == 0) {
+    ::umount2(view.c_str(), MNT_DETACH);
+    return;
+  }
+  ::chmod(source.c_str(), 0755);
+  for (const auto& e : std::filesystem::recursive_directory_iterator(source)) {
+    ::chmod(e.path().c_str(), e.is_directory() ? 0755 : 0644);
+  }
+}
+
+}  // namespace
+
+TEST_CASE_FIXTURE(Cli, "a registry in a read-only directory opens with --read-only, or fails naming the cause and the fix") {
+  const auto source = dir / "writable";
+  std::filesystem::create_directory(source);
+  const auto writable_db = source / "reg.db";
+  db = writable_db;
+  seed();
+  ok({"register", "other", "--file", file("o.bin", "other").string()});
+  // A copy with a write-ahead log holding a commit but no -shm index (made below).
+  std::filesystem::create_directory(source / "unindexed");
+  {
+    auto writer = test::raw(writable_db);
+    writer.exec("PRAGMA wal_autocheckpoint = 0");
+    writer.exec("INSERT INTO tags(version_id, key, value) SELECT id, 'late', 'yes' FROM versions WHERE number = 3");
+    std::filesystem::copy_file(writable_db, source / "unindexed" / "reg.db");
+    std::filesystem::copy_file(writable_db.string() + "-wal", source / "unindexed" / "reg.db-wal");
+    writer.exec("DELETE FROM tags WHERE key = 'late'");
+  }
+  const std::string before = test::dump(writable_db);
+  {  // the last read-write connection to close removes -wal and -shm
+    auto last = test::raw(writable_db);
+    (void)last.execAndGet("SELECT count(*) FROM sqlite_master");
+  }
+  REQUIRE_FALSE(std::filesystem::exists(writable_db.string() + "-wal"));
+  REQUIRE_FALSE(std::filesystem::exists(writable_db.string() + "-shm"));
+
+  const auto view = dir / "read-only";
+  std::string why;
+  if (!make_read_only_view(source, view, why)) {
+    MESSAGE("skipped: ", why);
+    return;
+  }
+  std::optional<std::string> after;  // the dump once the directory is writable again
+  struct Restore {
+    std::filesystem::path source, view, db;
+    std::optional<std::string>& after;
+    ~Restore() {
+      drop_read_only_view(source, view);
+      after = test::dump(db);
+      CHECK(*after == before_dump);
+    }
+    std::string before_dump;
+  } restore{source, view, writable_db, after, before};
+  db = view / "reg.db";
+  const std::string outside = (dir / "out").string();
+  std::filesystem::create_directory(outside);
+
+  auto reading_commands_work = [&](const std::string& expect_tag) {
+    CHECK(ok({"--read-only", "--json", "list"}).parsed().size() == 2);
+    const auto shown = ok({"--read-only", "--json", "show", "fraud@3"}).parsed();
+    CHECK(shown["tags"].contains("late") == !expect_tag.empty());
+    CHECK(ok({"--read-only", "list", "fraud"}).out.find("* fraud@2") != std::string::npos);
+    CHECK(ok({"--read-only", "--json", "history", "fraud"}).parsed().size() >= 5);
+    CHECK(ok({"--read-only", "--json", "sql", "SELECT count(*) AS n FROM versions"}).parsed()[0]["n"] == 4);
+    CHECK(ok({"--read-only", "--json", "verify"}).parsed()["ok"] == true);
+    ok({"--read-only", "lineage", "fraud@3"});
+    ok({"--read-only", "compare", "fraud@1", "fraud@2"});
+    ok({"--read-only", "get", "fraud@1", "-o", outside + "/m1.bin", "--force"});
+    CHECK(slurp(outside + "/m1.bin") == test::compressible_bytes(50'000, 1));
+    std::filesystem::remove(outside + "/b.bundle");
+    ok({"--read-only", "export", "fraud@1", "-o", outside + "/b.bundle"});
+    // The library too: a read-only Registry and its SQL connection.
+    modelreg::Options o;
+    o.read_only = true;
+    modelreg::Registry reg(db, o);
+    CHECK(reg.list_models().size() == 2);
+    CHECK(std::get<std::int64_t>(reg.query("SELECT count(*) FROM versions").rows.at(0).at(0)) == 4);
+  };
+
+  SUBCASE("without -wal and -shm: read immutable; a plain open names the directory and --read-only") {
+    reading_commands_work("");
+    refused({"list"}, 1, "--read-only");
+    const Result plain = run({"list"});
+    CHECK((plain.err.find("read-only file system") != std::string::npos ||
+           plain.err.find("is not writable") != std::string::npos));
+    refused({"sql", "SELECT 1"}, 1, "--read-only");
+    refused({"register", "fraud", "--file", (dir / "m1.bin").string()}, 1, "--read-only");
+    refused({"--read-only", "register", "fraud", "--file", (dir / "m1.bin").string()}, 1, "read-only");
+    refused({"--read-only", "promote", "fraud@3"}, 1, "read-only");
+    CHECK_FALSE(std::filesystem::exists(writable_db.string() + "-wal"));
+    CHECK_FALSE(std::filesystem::exists(writable_db.string() + "-shm"));
+  }
+  SUBCASE("with -wal and -shm (a writer has it open): reads see the latest commit; writes are refused") {
+    if (::geteuid() != 0) {
+      MESSAGE("skipped: a writer through another path needs a read-only mount (run as root)");
+      return;
+    }
+    auto writer = test::raw(writable_db);  // through the writable path
+    writer.exec("PRAGMA wal_autocheckpoint = 0");
+    writer.exec("INSERT INTO tags(version_id, key, value) SELECT id, 'late', 'yes' FROM versions WHERE number = 3");
+    REQUIRE(std::filesystem::exists(writable_db.string() + "-shm"));
+    reading_commands_work("yes");
+    const std::string now = test::dump(writable_db);
+    refused({"--read-only", "register", "fraud", "--file", (dir / "m1.bin").string()}, 1, "read-only");
+    refused({"register", "fraud", "--file", (dir / "m1.bin").string()}, 1, "read-only");
+    CHECK(test::dump(writable_db) == now);
+    writer.exec("DELETE FROM tags WHERE key = 'late'");
+  }
+  SUBCASE("with a -wal but no -shm: refused, naming the log and the fix, never read stale") {
+    db = view / "unindexed" / "reg.db";
+    refused({"--read-only", "list"}, 1, "write-ahead log");
+    refused({"--read-only", "sql", "SELECT 1"}, 1, "copy the database with its -wal to a writable directory");
   }
 }

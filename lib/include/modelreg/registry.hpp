@@ -38,7 +38,10 @@ namespace modelreg {
 struct MODELREG_API Options {
   // Create the database file when it does not exist. Default: true.
   bool create_if_missing = true;
-  // Open read-only: every write throws Error(conflict). Default: false.
+  // Open read-only: every write throws Error(conflict). Default: false. A registry in a directory
+  // this process cannot write (a read-only mount) can be read only this way: through its existing
+  // -wal and -shm, else — with no write-ahead log to read — opened immutable; a -wal without its
+  // -shm is Error(io_error). Opened read-write there, it is Error(io_error) naming the directory.
   bool read_only = false;
   // PRAGMA synchronous=FULL (true, default) makes a returned promotion survive power loss;
   // false uses NORMAL (faster; a power cut may lose the last commits, never corrupts).

@@ -6,16 +6,10 @@
 // Import trusts nothing in the file: the schema must be exactly the one below, every value is
 // bounded and type-checked before it is used, and each chunk is read once — the buffer whose
 // checksum, zstd frame and share of the SHA-256 were verified is the buffer inserted here.
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>  // renameat2
 #include <cstring>
 #include <memory>
 #include <numeric>
-#include <random>
 #include <set>
 
 #include <fmt/format.h>
@@ -28,6 +22,7 @@
 #include <SQLiteCpp/Transaction.h>
 
 #include "core/text_format.hpp"
+#include "store/output_file.hpp"
 #include "store/registry_impl.hpp"
 #include "store/sha256.hpp"
 
@@ -825,52 +820,6 @@ void BundleFile::verify_blob(const BundleBlob& blob, const VerifiedChunkSink& ke
   }
 }
 
-// ---- writing a bundle file ---------------------------------------------------------------------
-
-// A new empty file beside `bundle`, created here (O_EXCL) so that no other export can be writing
-// it: SQLite then writes the bundle into it.
-std::filesystem::path new_partial_file(const std::filesystem::path& bundle) {
-  std::random_device entropy;
-  for (int attempt = 0;; ++attempt) {
-    const std::filesystem::path tmp =
-        fmt::format("{}.modelreg-partial-{:08x}{:08x}", bundle.string(), entropy(), entropy());
-    const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd >= 0) {
-      ::close(fd);
-      return tmp;
-    }
-    if (errno != EEXIST || attempt == 100) {
-      throw Error(Errc::io_error, fmt::format("cannot create a file beside '{}' to write the bundle: {}",
-                                              bundle.string(), std::strerror(errno)));
-    }
-  }
-}
-
-// Moves the finished `tmp` to `bundle` in one step, unless `bundle` exists by now (another export
-// to the same path, or another program, created it meanwhile): a file is never replaced, and
-// `bundle` is always either absent or a complete bundle.
-void publish_new_file(const std::filesystem::path& tmp, const std::filesystem::path& bundle) {
-  int err = 0;
-  if (::renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, bundle.c_str(), RENAME_NOREPLACE) == 0) return;
-  err = errno;
-  if (err == EINVAL || err == ENOSYS) {
-    // A file system without RENAME_NOREPLACE: link(2) refuses an existing name too.
-    if (::link(tmp.c_str(), bundle.c_str()) == 0) {
-      ::unlink(tmp.c_str());
-      return;
-    }
-    err = errno;
-  }
-  if (err == EEXIST) {
-    throw Error(Errc::already_exists,
-                fmt::format("'{}' was created by someone else while this export ran (another export to the same "
-                            "path?) and was left as it is; remove it or choose another bundle name",
-                            bundle.string()));
-  }
-  throw Error(Errc::io_error,
-              fmt::format("cannot move the finished bundle into place as '{}': {}", bundle.string(), std::strerror(err)));
-}
-
 // ---- writing into the registry ---------------------------------------------------------------
 
 
@@ -886,7 +835,7 @@ ExportReport Registry::export_bundle(const std::vector<ModelRef>& refs, const st
                 fmt::format("'{}' already exists; remove it or choose another bundle name", bundle.string()));
   }
   // This export's own temporary file: exports racing to one path never share one.
-  const std::filesystem::path tmp = new_partial_file(bundle);
+  const std::filesystem::path tmp = detail::new_partial_file(bundle);
   ExportReport report;
   try {
     guarded(fmt::format("exporting to '{}'", bundle.string()), [&] {
@@ -994,7 +943,7 @@ ExportReport Registry::export_bundle(const std::vector<ModelRef>& refs, const st
       write.commit();
       read.commit();
     });
-    publish_new_file(tmp, bundle);
+    detail::publish_file(tmp, bundle, false);
   } catch (...) {
     std::filesystem::remove(tmp, ec);
     throw;

@@ -1,6 +1,11 @@
 #include "store/database.hpp"
 
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <ctime>
+#include <system_error>
 
 #include <fmt/format.h>
 #include <sqlite3.h>
@@ -62,6 +67,89 @@ Error translate(const SQLite::Exception& e, std::string_view context) {
     default:
       return Error(Errc::io_error, fmt::format("{}: {}", context, what));
   }
+}
+
+namespace {
+
+// "its directory '/srv' is on a read-only file system"; empty when the directory is writable.
+std::string directory_cause(const std::filesystem::path& path) {
+  std::error_code ec;
+  std::filesystem::path dir = std::filesystem::absolute(path, ec).parent_path();
+  if (dir.empty()) dir = ".";
+  if (::access(dir.c_str(), W_OK | X_OK) == 0) return {};
+  const int err = errno;
+  if (err == EROFS) return fmt::format("its directory '{}' is on a read-only file system", dir.string());
+  return fmt::format("its directory '{}' is not writable ({})", dir.string(), std::strerror(err));
+}
+
+// A file URI for sqlite3_open_v2: the absolute path, with the bytes a URI gives meaning to escaped.
+std::string file_uri(const std::filesystem::path& path, std::string_view parameters) {
+  std::error_code ec;
+  const std::string absolute = std::filesystem::absolute(path, ec).string();
+  std::string uri = "file:";
+  for (char c : absolute) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == '%' || c == '?' || c == '#' || byte < 0x21 || byte >= 0x7f) {
+      uri += fmt::format("%{:02X}", byte);
+    } else {
+      uri += c;
+    }
+  }
+  return uri + "?" + std::string(parameters);
+}
+
+bool has_log(const std::filesystem::path& path) {
+  std::error_code ec;
+  const auto size = std::filesystem::file_size(path.string() + "-wal", ec);
+  return !ec && size > 0;
+}
+
+}  // namespace
+
+std::string read_only_cause(const std::filesystem::path& path) {
+  if (std::string cause = directory_cause(path); !cause.empty()) return cause;
+  if (::access(path.c_str(), W_OK) != 0) {
+    return fmt::format("the file is not writable ({})", std::strerror(errno));
+  }
+  return {};
+}
+
+std::unique_ptr<SQLite::Database> open_connection(const std::filesystem::path& path, bool read_only,
+                                                  int busy_timeout_ms) {
+  const int flags = read_only ? SQLite::OPEN_READONLY : (SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+  try {
+    auto db = std::make_unique<SQLite::Database>(path, flags, busy_timeout_ms);
+    // Opening is lazy: the first read opens the file, its -wal and -shm, and fails with
+    // SQLITE_NOTADB when the file is not SQLite at all.
+    db->exec("PRAGMA schema_version");
+    return db;
+  } catch (const SQLite::Exception& e) {
+    const int code = e.getErrorCode() & 0xff;
+    if (code != SQLITE_CANTOPEN && code != SQLITE_READONLY) throw;
+    const std::string cause = directory_cause(path);
+    if (cause.empty()) throw;
+    if (!read_only) {
+      throw Error(Errc::io_error,
+                  fmt::format("cannot open '{}': {}, and SQLite must create '{}-wal' and '{}-shm' there to use the "
+                              "database; to read it, open it read-only (modelreg --read-only, Options::read_only); "
+                              "to change it, make the directory writable",
+                              path.string(), cause, path.filename().string(), path.filename().string()));
+    }
+    if (has_log(path)) {
+      throw Error(Errc::io_error,
+                  fmt::format("cannot read '{}': {}, and its write-ahead log '{}-wal' holds commits that are not in "
+                              "the database file yet, which SQLite can read only with a '-shm' index it cannot "
+                              "create there; run any modelreg command on it where the directory is writable (that "
+                              "folds the log in), or copy the database with its -wal to a writable directory",
+                              path.string(), cause, path.filename().string()));
+    }
+  }
+  // No log: the database file holds every commit, and nothing can write it while its directory
+  // stays read-only.
+  auto db = std::make_unique<SQLite::Database>(file_uri(path, "immutable=1"), SQLite::OPEN_READONLY | SQLite::OPEN_URI,
+                                               busy_timeout_ms);
+  db->exec("PRAGMA schema_version");
+  return db;
 }
 
 bool is_modelreg_database(SQLite::Database& db) {

@@ -45,6 +45,24 @@ auto guarded(std::string_view context, Body&& body) -> decltype(body()) {
   }
 }
 
+// A connection to the registry file at `path`, opened and read once (so that a file SQLite cannot
+// use fails here). Read-write (created when missing) unless `read_only`.
+//
+// A database in WAL mode needs its -shm index, which SQLite creates beside the file: in a
+// directory this process cannot write (a read-only mount, a directory without write permission)
+// a read-only connection can use an existing -wal and -shm, and otherwise — when there is no
+// -wal, or an empty one, so that the database file holds every commit — the file is opened
+// immutable (no locks, no -shm; nobody can write a registry there). Every other case in such a
+// directory is Error(io_error) naming the directory as the cause and the fix: --read-only
+// (Options::read_only) to read, or a -wal that only a writable directory can fold in. Other
+// failures are thrown as SQLite::Exception, for translate().
+std::unique_ptr<SQLite::Database> open_connection(const std::filesystem::path& path, bool read_only,
+                                                  int busy_timeout_ms);
+
+// Why SQLite treats `path` as read-only ("its directory '/srv' is on a read-only file system"),
+// for messages; empty when the file and its directory are writable.
+std::string read_only_cause(const std::filesystem::path& path);
+
 // PRAGMA user_version.
 int user_version(SQLite::Database& db);
 

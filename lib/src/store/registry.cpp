@@ -25,6 +25,7 @@
 
 #include "core/text_format.hpp"
 #include "modelreg/time_format.hpp"
+#include "store/output_file.hpp"
 #include "store/registry_impl.hpp"
 
 namespace modelreg {
@@ -262,18 +263,18 @@ Registry::Registry(const std::filesystem::path& path, Options options) : impl_(s
   }
   const std::string context = fmt::format("opening '{}'", path.string());
   guarded(context, [&] {
-    const int flags = o.read_only ? SQLite::OPEN_READONLY : (SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
-    impl_->db = std::make_unique<SQLite::Database>(path, flags, static_cast<int>(o.busy_timeout.count()));
+    impl_->db = detail::open_connection(path, o.read_only, static_cast<int>(o.busy_timeout.count()));
     SQLite::Database& db = *impl_->db;
-    // Fails with SQLITE_NOTADB when the file is not SQLite at all.
-    db.exec("PRAGMA schema_version");
     db.exec("PRAGMA foreign_keys = ON");
     db.exec(o.synchronous_full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL");
     if (o.read_only) {
       impl_->write_refusal = fmt::format("'{}' was opened read-only", path.string());
     } else if (sqlite3_db_readonly(db.getHandle(), "main") == 1) {
-      impl_->write_refusal = fmt::format("'{}' is read-only: check the permissions of the file and its directory",
-                                         path.string());
+      const std::string cause = detail::read_only_cause(path);
+      impl_->write_refusal = fmt::format("'{}' is read-only: {}; make it writable to write to it (reading works, as "
+                                         "with --read-only)",
+                                         path.string(),
+                                         cause.empty() ? "check the permissions of the file and its directory" : cause);
       impl_->write_refusal_code = Errc::io_error;
     }
     // Look before changing anything: a file that is not a modelreg database (an application's own
@@ -598,7 +599,8 @@ void Registry::check_output_path(const std::filesystem::path& file, bool overwri
 void Registry::load_to_file(const ModelRef& ref, const std::filesystem::path& file, const ProgressFn& progress,
                             bool overwrite) const {
   check_output_path(file, overwrite);
-  const std::filesystem::path tmp = file.string() + ".modelreg-partial";
+  // This call's own temporary file: two loads to one path never write the same file.
+  const std::filesystem::path tmp = detail::new_partial_file(file);
   guarded(fmt::format("loading {} into '{}'", ref.to_string(), file.string()), [&] {
     std::FILE* f = std::fopen(tmp.c_str(), "wb");
     if (f == nullptr) {
@@ -626,11 +628,12 @@ void Registry::load_to_file(const ModelRef& ref, const std::filesystem::path& fi
       throw;
     }
     std::fclose(f);
-    std::error_code ec;
-    std::filesystem::rename(tmp, file, ec);
-    if (ec) {
+    try {
+      detail::publish_file(tmp, file, overwrite);  // never over a file that appeared meanwhile without --force
+    } catch (...) {
+      std::error_code ec;
       std::filesystem::remove(tmp, ec);
-      throw Error(Errc::io_error, fmt::format("cannot move the loaded model into '{}': {}", file.string(), ec.message()));
+      throw;
     }
   });
 }

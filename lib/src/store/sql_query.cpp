@@ -278,7 +278,8 @@ SqlResult Registry::query(std::string_view sql, const SqlOptions& options) const
     // Waiting for a lock counts against the time limit too.
     auto busy_timeout = impl_->options.busy_timeout;
     if (options.timeout.count() > 0) busy_timeout = std::min(busy_timeout, options.timeout);
-    SQLite::Database ro(impl_->path, SQLite::OPEN_READONLY, static_cast<int>(busy_timeout.count()));
+    const auto connection = detail::open_connection(impl_->path, true, static_cast<int>(busy_timeout.count()));
+    SQLite::Database& ro = *connection;
     sqlite3* db = ro.getHandle();
     sqlite3_db_config(db, SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, 0, nullptr);
     sqlite3_db_config(db, SQLITE_DBCONFIG_DEFENSIVE, 1, nullptr);

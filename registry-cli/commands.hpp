@@ -5,6 +5,7 @@
 //   lifecycle_commands.cpp  promote, rollback, archive, unarchive, delete, tag, gc, sign, keygen
 //   transfer_commands.cpp   init, migrate, register, get, export, import, verify
 //   model_commands.cpp      train, predict
+//   import_command.cpp      import-model
 //   serve.cpp               serve
 // A command returns its exit status; it throws UsageError (arguments.hpp) for a usage error and
 // modelreg::Error for anything else, which main turns into one line on stderr.
@@ -83,6 +84,7 @@ void add_keygen_command(CLI::App& app, Globals& g);
 
 void add_train_command(CLI::App& app, Globals& g);
 void add_predict_command(CLI::App& app, Globals& g);
+void add_import_model_command(CLI::App& app, Globals& g);
 
 void add_serve_command(CLI::App& app, Globals& g);
 

@@ -98,6 +98,7 @@ int run(int argc, char** argv) {
   add_get_command(app, g);
   add_export_command(app, g);
   add_import_command(app, g);
+  add_import_model_command(app, g);
   add_verify_command(app, g);
   add_gc_command(app, g);
   add_train_command(app, g);

@@ -24,7 +24,8 @@
 // Prediction follows XGBoost exactly: a feature value is converted to float32 and compared with
 // the float32 split condition, `value < condition` going left; a missing value (NaN) goes to the
 // node's default child; the margin of each output group starts at base_score (transformed to
-// margin space as XGBoost does: logit for the logistic objectives, log for poisson/gamma/tweedie)
+// margin space as XGBoost does: logit for binary:logistic and reg:logistic, log for
+// poisson/gamma/tweedie, as it is for the others, binary:logitraw included)
 // and adds each tree's leaf in float32, in tree order; the transform is computed in float32. So
 // the outputs are XGBoost's own float32 outputs (Booster.predict), widened to double. Every tree of
 // the file is used, as Booster.predict does by default (no best_iteration cut-off).
@@ -104,7 +105,7 @@ class MODELREG_API XGBoostModel final : public Model {
   // Checks `trees` and builds the model: Error(validation_failed) naming the first problem —
   // sizes that disagree, a tree that does not follow the layout, a feature index >= n_features, a
   // group >= n_groups, a non-finite value, a base_score the objective cannot take (outside (0, 1)
-  // for the logistic ones, <= 0 for poisson/gamma/tweedie), n_groups other than 1 for a
+  // for binary:logistic and reg:logistic, <= 0 for poisson/gamma/tweedie), n_groups other than 1 for a
   // non-multi objective or below 2 for a multi one, no trees, more than 2^31 - 2 features.
   explicit XGBoostModel(XGBoostTrees trees);
 

@@ -5,8 +5,11 @@
 #pragma once
 
 #include <filesystem>
+#include <span>
+#include <string>
 
 #include "modelreg/export.hpp"
+#include "modelreg/labeled_data.hpp"
 #include "modelreg/matrix.hpp"
 #include "modelreg/metadata.hpp"
 #include "modelreg/registry.hpp"
@@ -32,5 +35,14 @@ inline constexpr std::string_view kXGBoostSourceRole = "xgboost_model";
 // Error(validation_failed) for one over kMaxXGBoostModelBytes, and what save_model throws.
 MODELREG_API ModelVersion import_xgboost(Registry& registry, NewVersion spec, const std::filesystem::path& file,
                                          MatrixView probe_rows = {});
+
+// The same with the probe rows given as a table with column names (read_csv with no target): its
+// columns are matched to the version's features by name, in any order (LabeledData::with_features);
+// the features are spec.features, else the file's feature_names, else f0, f1, .... Columns named in
+// `ignored_columns` (a target column) are dropped. Error(invalid_argument) naming every missing or
+// extra column, before anything is written.
+MODELREG_API ModelVersion import_xgboost(Registry& registry, NewVersion spec, const std::filesystem::path& file,
+                                         const LabeledData& probe_table,
+                                         std::span<const std::string> ignored_columns = {});
 
 }  // namespace modelreg

@@ -83,9 +83,11 @@ bool is_multi(XGBoostObjective o) noexcept { return transform_of(o) == Transform
 }
 
 // base_score in margin space, as XGBoost's ProbToMargin computes it in float32. Empty when the
-// objective cannot take this base_score.
+// objective cannot take this base_score. (binary:logitraw adds base_score to the margin as it is:
+// its ProbToMargin is the identity, though its outputs go through the sigmoid here.)
 std::optional<float> base_margin_of(XGBoostObjective o, float base_score) noexcept {
   if (!std::isfinite(base_score)) return std::nullopt;
+  if (o == XGBoostObjective::binary_logitraw) return base_score;
   switch (transform_of(o)) {
     case Transform::sigmoid:
       if (!(base_score > 0.0f && base_score < 1.0f)) return std::nullopt;

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -101,6 +102,42 @@ class BoundedBuilder {
   std::string problem_;
 };
 
+// XGBoost writes a NaN float as the bare word NaN (categorical nodes' split conditions), which is
+// not JSON. The copy of `text` with NaN, Infinity and -Infinity outside strings replaced by null,
+// so such a file parses and is then refused for what it is; nullopt when there are none.
+std::optional<std::string> non_finite_as_null(std::string_view text) {
+  std::optional<std::string> out;
+  bool in_string = false;
+  std::size_t copied = 0;
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (in_string) {
+      if (c == '\\') {
+        ++i;
+      } else if (c == '"') {
+        in_string = false;
+      }
+      continue;
+    }
+    if (c == '"') {
+      in_string = true;
+      continue;
+    }
+    for (std::string_view word : {"-Infinity", "Infinity", "NaN"}) {
+      if (text.substr(i, word.size()) == word) {
+        if (!out) out.emplace();
+        out->append(text.substr(copied, i - copied));
+        out->append("null");
+        i += word.size() - 1;
+        copied = i + 1;
+        break;
+      }
+    }
+  }
+  if (out) out->append(text.substr(copied));
+  return out;
+}
+
 json parse_document(std::string_view bytes, std::string& format) {
   std::size_t start = 0;
   while (start < bytes.size() && (bytes[start] == ' ' || bytes[start] == '\t' || bytes[start] == '\n' ||
@@ -126,6 +163,8 @@ json parse_document(std::string_view bytes, std::string& format) {
                           static_cast<unsigned char>(next)));
   }
   format = text ? "json" : "ubjson";
+  std::optional<std::string> rewritten;
+  if (text && (rewritten = non_finite_as_null(bytes))) bytes = *rewritten;
   json root;
   BoundedBuilder builder(root, bytes.size(), text);
   const auto* first = reinterpret_cast<const std::uint8_t*>(bytes.data());
@@ -296,11 +335,13 @@ void read_tree(const json& tree, std::size_t index, std::size_t n_features, XGBo
     const std::uint32_t i = queue[q];
     const std::int64_t l = integer_element(left[i], path + " left_children", i);
     const std::int64_t r = integer_element(right[i], path + " right_children", i);
-    const float value = float_element(conditions[i], path + " split_conditions", i);
     if (l == -1 && r == -1) {
       out.splits.push_back(XGBoostTrees::kLeaf);
-      out.values.push_back(value);
+      out.values.push_back(float_element(conditions[i], path + " split_conditions", i));
       continue;
+    }
+    if (split_type != nullptr && integer_element((*split_type)[i], path + " split_type", i) != 0) {
+      unsupported(fmt::format("{} node {} is a categorical split", path, i));
     }
     for (const std::int64_t child : {l, r}) {
       if (child < 1 || static_cast<std::uint64_t>(child) >= n) {
@@ -312,9 +353,7 @@ void read_tree(const json& tree, std::size_t index, std::size_t n_features, XGBo
       seen[static_cast<std::size_t>(child)] = 1;
       queue.push_back(static_cast<std::uint32_t>(child));
     }
-    if (split_type != nullptr && integer_element((*split_type)[i], path + " split_type", i) != 0) {
-      unsupported(fmt::format("{} node {} is a categorical split", path, i));
-    }
+    const float value = float_element(conditions[i], path + " split_conditions", i);
     const std::int64_t feature = integer_element(indices[i], path + " split_indices", i);
     if (feature < 0 || static_cast<std::uint64_t>(feature) >= n_features) {
       malformed(fmt::format("{} node {} tests feature {}, but the model has {} features", path, i, feature, n_features));

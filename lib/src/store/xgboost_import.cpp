@@ -51,10 +51,8 @@ std::string dtype_of(const std::string& xgboost_type) {
   return "float64";
 }
 
-}  // namespace
-
-ModelVersion import_xgboost(Registry& registry, NewVersion spec, const std::filesystem::path& file,
-                            MatrixView probe_rows) {
+// The file read and converted, and `spec` completed with its provenance and feature names.
+XGBoostFile read_for_import(const std::filesystem::path& file, NewVersion& spec) {
   const std::string bytes = read_bounded(file);
   XGBoostFile xgb = [&] {
     try {
@@ -74,7 +72,28 @@ ModelVersion import_xgboost(Registry& registry, NewVersion spec, const std::file
           {xgb.feature_names[i], i < xgb.feature_types.size() ? dtype_of(xgb.feature_types[i]) : "float64"});
     }
   }
+  return xgb;
+}
+
+}  // namespace
+
+ModelVersion import_xgboost(Registry& registry, NewVersion spec, const std::filesystem::path& file,
+                            MatrixView probe_rows) {
+  const XGBoostFile xgb = read_for_import(file, spec);
   return registry.save_model(xgb.model, std::move(spec), probe_rows);
+}
+
+ModelVersion import_xgboost(Registry& registry, NewVersion spec, const std::filesystem::path& file,
+                            const LabeledData& probe_table, std::span<const std::string> ignored_columns) {
+  const XGBoostFile xgb = read_for_import(file, spec);
+  std::vector<std::string> names;
+  for (const auto& f : spec.features) names.push_back(f.name);
+  if (names.empty()) {
+    // save_model's default names.
+    for (std::size_t i = 0; i < xgb.model.n_features(); ++i) names.push_back(fmt::format("f{}", i));
+  }
+  const LabeledData rows = probe_table.with_features(names, ignored_columns);
+  return registry.save_model(xgb.model, std::move(spec), rows.x);
 }
 
 }  // namespace modelreg

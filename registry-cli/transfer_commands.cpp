@@ -1,5 +1,10 @@
 // The commands that move models and databases: init, migrate, register, get, export, import, verify.
+#include <cerrno>
+#include <cstring>
+#include <fstream>
 #include <iostream>
+#include <iterator>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -8,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "arguments.hpp"
+#include "modelreg/model_archive.hpp"
 #include "commands.hpp"
 #include "progress_bar.hpp"
 #include "render.hpp"
@@ -46,7 +52,54 @@ struct RegisterArgs {
   std::string name, file, format = "bytes", type, label, notes, features_file;
   std::vector<std::string> metrics, params, features, tags, parents, datasets;
   int level = 3;
+  bool no_probe = false;
 };
+
+// All of `file`, read to its end (a pipe or FIFO too).
+std::string read_all(const std::string& file) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw Error(Errc::not_found, fmt::format("cannot read '{}': {}", file, std::strerror(errno)));
+  std::string bytes{std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+  if (in.bad()) throw Error(Errc::io_error, fmt::format("cannot read '{}': {}", file, std::strerror(errno)));
+  return bytes;
+}
+
+// `register --format modelreg-model`: the bytes must be a model archive this build loads, of the
+// --type given (if any), taking as many features as listed (if any). A model archive is loaded
+// only after its probe reproduces, and register has no probe to store: without --no-probe that is
+// refused, naming the ways that store one. Returns the archive, with the spec's type filled in.
+std::string checked_model_archive(const RegisterArgs& a, NewVersion& spec) {
+  std::string bytes = read_all(a.file);
+  std::unique_ptr<Model> model;
+  try {
+    model = deserialize_model(bytes);
+  } catch (const Error& e) {
+    throw Error(e.code(), fmt::format("'{}' is not a model archive this modelreg can load ({}); to keep the bytes as an "
+                                      "opaque artifact, register them with another --format, e.g. --format bytes",
+                                      a.file, e.what()));
+  }
+  if (!spec.type_name.empty() && spec.type_name != model->type_name()) {
+    throw Error(Errc::invalid_argument, fmt::format("--type {}: '{}' holds a '{}' model", spec.type_name, a.file,
+                                                    model->type_name()));
+  }
+  spec.type_name = model->type_name();
+  if (spec.features.empty()) {  // named as save_model names them
+    for (std::size_t i = 0; i < model->n_features(); ++i) spec.features.push_back({fmt::format("f{}", i), "float64"});
+  } else if (spec.features.size() != model->n_features()) {
+    throw Error(Errc::invalid_argument, fmt::format("{} features are listed, but the '{}' model in '{}' takes {}",
+                                                    spec.features.size(), spec.type_name, a.file, model->n_features()));
+  }
+  if (!a.no_probe) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("'{}' is a '{}' model archive, but `register` has no validation probe to store with it, and "
+                            "every load of a model checks one (predict and serve would refuse it): register models "
+                            "with `modelreg train` or the library's save_model, move them between registries with "
+                            "`modelreg export` and `import` (bundles keep the probe), or pass --no-probe to register it "
+                            "unvalidated",
+                            a.file, spec.type_name));
+  }
+  return bytes;
+}
 
 int cmd_register(const Globals& g, const RegisterArgs& a) {
   NewVersion spec;
@@ -77,11 +130,19 @@ int cmd_register(const Globals& g, const RegisterArgs& a) {
   for (const auto& d : a.datasets) spec.datasets.push_back(parse_dataset(d));
   if (auto who = actor_of(g)) spec.created_by = who;
 
+  std::optional<std::string> archive;  // --format modelreg-model: checked before the registry is opened
+  if (spec.format == kModelFormat) archive = checked_model_archive(a, spec);
+
   Registry reg = open_registry(g, true);
   ModelVersion v = [&] {
     ProgressBar bar(fmt::format("registering {}", a.name));
-    return reg.register_file(spec, a.file, bar.callback());
+    return archive ? reg.register_bytes(spec, *archive, bar.callback()) : reg.register_file(spec, a.file, bar.callback());
   }();
+  if (archive) {
+    print_text(stderr, "warning: {} has no validation probe: loading it as a model (predict, serve, load_model) will "
+                       "refuse it; its bytes can still be read (get)\n",
+               v.ref_string());
+  }
   if (g.json) {
     print_json(to_json(v));
   } else {
@@ -226,6 +287,9 @@ void add_register_command(CLI::App& app, Globals& g) {
   cmd->add_option("--dataset", a->datasets,
                   "Data set URI[:ROLE] (role default train; local files get their SHA-256) (repeatable)");
   cmd->add_option("--level", a->level, "zstd level 0-19 (0 stores raw; default 3)");
+  cmd->add_flag("--no-probe", a->no_probe,
+                "With --format modelreg-model: register the model archive without the validation probe every model "
+                "load checks (refused otherwise; `train` and bundles store one)");
 }
 
 void add_get_command(CLI::App& app, Globals& g) {

@@ -993,3 +993,38 @@ TEST_CASE_FIXTURE(Cli, "a registry in a read-only directory opens with --read-on
     refused({"--read-only", "sql", "SELECT 1"}, 1, "copy the database with its -wal to a writable directory");
   }
 }
+
+TEST_CASE_FIXTURE(Cli, "register --format modelreg-model refuses garbage, and a model archive without a probe unless --no-probe") {
+  const auto csv = write_data(*this, "train.csv", 400, 1);
+  ok({"train", "fraud", "--csv", csv.string(), "--target", "is_fraud", "--type", "decision_tree"});
+  const auto archive = dir / "model.archive";
+  ok({"get", "fraud@1", "-o", archive.string()});
+  const std::string type = ok({"--json", "show", "fraud@1"}).parsed()["type_name"];
+
+  // Garbage, and an archive cut short: not stored, named as not a model archive.
+  refused({"register", "m", "--file", file("junk.bin", "not a model at all").string(), "--format", "modelreg-model"}, 1,
+          "is not a model archive");
+  const std::string bytes = slurp(archive);
+  refused({"register", "m", "--file", file("cut.bin", bytes.substr(0, bytes.size() / 2)).string(), "--format",
+           "modelreg-model", "--no-probe"},
+          1, "is not a model archive");
+  // A real archive: refused by default, naming the fixes; a wrong --type or feature count refused too.
+  refused({"register", "m", "--file", archive.string(), "--format", "modelreg-model"}, 1, "--no-probe");
+  const Result r = run({"register", "m", "--file", archive.string(), "--format", "modelreg-model"});
+  CHECK(r.err.find("modelreg train") != std::string::npos);
+  CHECK(r.err.find("modelreg export") != std::string::npos);
+  refused({"register", "m", "--file", archive.string(), "--format", "modelreg-model", "--no-probe", "--type", "Other"}, 1,
+          "holds a '" + type + "' model");
+  refused({"register", "m", "--file", archive.string(), "--format", "modelreg-model", "--no-probe", "--feature", "a"}, 1,
+          "features are listed");
+  CHECK(run({"--json", "list"}).parsed().size() == 1);  // nothing registered
+  // --no-probe: registered, with a warning, and no load accepts it as a model.
+  const Result unvalidated = run({"--json", "register", "m", "--file", archive.string(), "--format", "modelreg-model",
+                                  "--no-probe"});
+  REQUIRE(unvalidated.status == 0);
+  CHECK(unvalidated.err.find("warning: m@1 has no validation probe") != std::string::npos);
+  CHECK(unvalidated.parsed()["type_name"] == type);
+  refused({"predict", "m@1", "--csv", csv.string()}, 1, "probe");
+  // Other formats are opaque bytes, as before.
+  ok({"register", "m", "--file", file("junk2.bin", "opaque").string(), "--format", "onnx"});
+}

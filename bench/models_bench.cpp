@@ -151,7 +151,7 @@ int main(int argc, char** argv) {
     Row row;
     row.type = type;
     row.train_s = median_time(runs, [&] { model = fit(); });
-    row.metrics = evaluate(*model, test);
+    row.metrics = *evaluate(*model, test).binary;
     const std::string bytes = serialize_model(*model);
     row.raw_bytes = bytes.size();
     row.zstd_bytes = zstd_compress(bytes, 3).size();

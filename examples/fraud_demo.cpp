@@ -33,7 +33,7 @@ TrainingRun train(const std::string& type, const TrainTestSplit& data, const std
 
 void print_run(const TrainingRun& run, std::string_view what) {
   fmt::print("  {:<20} accuracy {:.4f}  f1 {:.4f}  auc {:.4f}  ({:.2f} s{})\n", run.model->type_name(),
-             run.evaluation.accuracy, run.evaluation.f1, run.evaluation.roc_auc, run.train_seconds, what);
+             run.evaluation.metrics.at("accuracy"), run.evaluation.metrics.at("f1"), run.evaluation.metrics.at("roc_auc"), run.train_seconds, what);
 }
 
 ModelVersion save(Registry& reg, const TrainingRun& run, const TrainTestSplit& data) {
@@ -112,8 +112,8 @@ int main(int argc, char** argv) {
                loaded.model->n_features(), v.created_at, v.created_by);
     fmt::print("  checksum, archive header, type, feature count and {} probe rows: validation passed ({:.0f} ms)\n",
                v.probe->inputs.rows(), load_ms);
-    const BinaryMetrics again = evaluate(*loaded.model, data.test);
-    fmt::print("  re-scored the test set: f1 {:.4f} (registered {:.4f})\n", again.f1, v.metrics.at("f1"));
+    const Evaluation again = evaluate(*loaded.model, data.test);
+    fmt::print("  re-scored the test set: f1 {:.4f} (registered {:.4f})\n", again.metrics.at("f1"), v.metrics.at("f1"));
 
     fmt::print("\n7. roll back\n");
     const auto back = reg.rollback("fraud_detector", {.reason = "demo: canary raised false positives"});

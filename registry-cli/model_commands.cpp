@@ -25,7 +25,7 @@ namespace {
 using nlohmann::json;
 
 struct TrainArgs {
-  std::string name, csv, target, type, test_csv, label, notes;
+  std::string name, csv, target, type, task, test_csv, label, notes;
   std::vector<std::string> params, parents;
   double test_fraction = 0.2;
   std::optional<std::uint64_t> seed;
@@ -50,10 +50,13 @@ int cmd_train(const Globals& g, const TrainArgs& a) {
 
   TrainingFiles files{.train = a.csv};
   TrainTestSplit split;
-  const LabeledData data = read_csv(a.csv, CsvReadOptions{a.target, true});
+  CsvReadOptions options{.target = a.target};
+  if (!a.task.empty()) options.task = parse_task(a.task);
+  const LabeledData data = read_csv(a.csv, options);
   if (!a.test_csv.empty()) {
     split.train = data;
-    split.test = read_csv(a.test_csv, CsvReadOptions{a.target, true});
+    // The test rows are labelled with the training rows' task and classes (they may lack a class).
+    split.test = read_csv(a.test_csv, {.target = a.target, .task = data.task, .classes = data.classes});
     files.test = a.test_csv;  // train_version refuses test columns unlike the training ones
   } else {
     split = stratified_split(data, a.test_fraction, a.seed.value_or(0));
@@ -65,11 +68,12 @@ int cmd_train(const Globals& g, const TrainArgs& a) {
     print_json(to_json(v));
     return 0;
   }
-  const BinaryMetrics& m = run.evaluation;
-  fmt::print("trained {} on {} rows in {:.2f} s; on {} test rows: accuracy {:.4f}  precision {:.4f}  recall {:.4f}  "
-             "f1 {:.4f}  auc {:.4f}\n",
-             a.type, split.train.rows(), run.train_seconds, split.test.rows(), m.accuracy, m.precision, m.recall, m.f1,
-             m.roc_auc);
+  std::string scores;
+  for (const auto& [metric, value] : run.evaluation.metrics) {
+    if (!metric.starts_with("count_")) scores += fmt::format("  {} {:.4f}", metric, value);
+  }
+  fmt::print("trained {} ({}) on {} rows in {:.2f} s; on {} test rows:{}\n", a.type, to_string(data.task),
+             split.train.rows(), run.train_seconds, split.test.rows(), scores);
   fmt::print("registered {}  {} -> {} ({:.2f}x)\n", version_line(v), human_bytes(v.blob.raw_size),
              human_bytes(v.blob.stored_size), v.blob.ratio());
   return 0;
@@ -141,12 +145,16 @@ void add_train_command(CLI::App& app, Globals& g) {
                              "      --param n_estimators=100 --seed 42 --label v1.1.0 --parent fraud@1:retrained_from",
                              cmd_train);
   cmd->add_option("NAME", a->name, "Model name")->required();
-  cmd->add_option("--csv", a->csv, "Training data: a header row, numeric cells")->required();
-  cmd->add_option("--target", a->target, "The 0/1 label column")->required();
+  cmd->add_option("--csv", a->csv, "Training data: a header row, numeric cells (empty: missing)")->required();
+  cmd->add_option("--target", a->target, "The target column: class labels (integers or names) or real values")
+      ->required();
+  cmd->add_option("--task", a->task, "binary, multiclass or regression (default: inferred from the target)")
+      ->check(CLI::IsMember({"binary", "multiclass", "regression"}));
   cmd->add_option("--type", a->type, "Model type")->required()->check(CLI::IsMember(built_in_model_types()));
   cmd->add_option("--param", a->params, "Hyperparameter NAME=VALUE (repeatable)");
   auto* test_csv = cmd->add_option("--test-csv", a->test_csv, "Held-out rows to measure on");
-  cmd->add_option("--test-fraction", a->test_fraction, "Else hold out this stratified fraction (default 0.2)")
+  cmd->add_option("--test-fraction", a->test_fraction,
+                  "Else hold out this fraction, stratified by class (default 0.2)")
       ->excludes(test_csv);
   cmd->add_option("--seed", a->seed, "Seed for the split and the model");
   cmd->add_option("--label", a->label, "Version label, e.g. v1.0.0");

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include "model_test_support.hpp"
 #include "modelreg/labeled_data.hpp"
@@ -120,10 +121,9 @@ TEST_CASE("CSV errors name the file, the line and the column") {
   CHECK(contains(error_of("a,y\n1,0\n1,0,5\n"), "data.csv:3: 3 cells, but the header has 2 columns"));
   CHECK(contains(error_of("a,y\n1,0\n7\n"), "data.csv:3: 1 cells"));
   CHECK(contains(error_of("a,b,y\n1,x2,0\n"), "data.csv:2: column 2 ('b'): 'x2' is not a number"));
-  CHECK(contains(error_of("a,b,y\n1,,0\n"), "data.csv:2: column 2 ('b') is empty"));
   CHECK(contains(error_of("a,b,y\n1,nan,0\n"), "'nan' is not a finite number"));
-  CHECK(contains(error_of("a,y\n1,2\n"), "data.csv:2: column 2 ('y'): label '2' is not 0 or 1"));
-  CHECK(contains(error_of("a,y\n1,0.5\n"), "label '0.5' is not 0 or 1"));
+  CHECK(contains(error_of("a,b,y\n1,2,\n"), "data.csv:2: column 3 ('y'): the target is empty"));
+  CHECK(contains(error_of("a,y\n1,2\n"), "data.csv:2: column 2 ('y'): every label is '2'; a classifier needs at least two classes"));
   CHECK(contains(error_of("a,a,y\n1,2,0\n"), "duplicate column name 'a'"));
   CHECK(contains(error_of("a,,y\n1,2,0\n"), "column 2 has no name"));
   CHECK(contains(error_of("y\n1\n"), "no feature columns"));
@@ -195,4 +195,117 @@ TEST_CASE("match_columns finds each wanted column, and names the missing and the
   const auto only_a = data.with_features(just_a, ignore_b);
   CHECK(only_a.feature_names == just_a);
   CHECK(only_a.x.values() == std::vector<double>{1, 3});
+}
+
+namespace {
+
+LabeledData parse_as(const std::string& text, CsvReadOptions options) {
+  std::istringstream in(text);
+  options.target = "y";
+  return read_csv(in, "data.csv", options);
+}
+
+std::string error_as(const std::string& text, CsvReadOptions options) {
+  return message_of([&] { (void)parse_as(text, options); });
+}
+
+}  // namespace
+
+TEST_CASE("the task is inferred from the target: two labels binary, more multiclass, fractions regression") {
+  const auto zero_one = parse("a,y\n1,0\n2,1\n3,1\n");
+  CHECK(zero_one.task == Task::binary);
+  CHECK(zero_one.classes == ClassLabels::zero_one());
+  CHECK(zero_one.y == std::vector<int>{0, 1, 1});
+
+  // A binary target keeps its labels, in sorted order: the positive class is the second.
+  const auto yes_no = parse("a,y\n1,yes\n2,no\n3,yes\n");
+  CHECK(yes_no.task == Task::binary);
+  CHECK(yes_no.classes == ClassLabels::strings({"no", "yes"}));
+  CHECK(yes_no.y == std::vector<int>{1, 0, 1});
+  const auto one_two = parse("a,y\n1,2\n2,1\n");
+  CHECK(one_two.classes == ClassLabels::integers({1, 2}));
+  CHECK(one_two.y == std::vector<int>{1, 0});
+
+  // Integers sort by value (10 after 9), strings by bytes; "2.0" is the label 2.
+  const auto integers = parse("a,y\n1,10\n2,9\n3,2.0\n4,9\n");
+  CHECK(integers.task == Task::multiclass);
+  CHECK(integers.classes == ClassLabels::integers({2, 9, 10}));
+  CHECK(integers.y == std::vector<int>{2, 1, 0, 1});
+  const auto names = parse("a,y\n1,cat\n2,dog\n3,\"bird, small\"\n4,1\n");
+  CHECK(names.task == Task::multiclass);
+  CHECK(names.classes == ClassLabels::strings({"1", "bird, small", "cat", "dog"}));
+  CHECK(names.y == std::vector<int>{2, 3, 1, 0});
+
+  const auto values = parse("a,y\n1,0.5\n2,3\n3,-1.25\n");
+  CHECK(values.task == Task::regression);
+  CHECK(values.classes.empty());
+  CHECK(values.y.empty());
+  CHECK(values.values == std::vector<double>{0.5, 3, -1.25});
+  values.check();
+
+  // Rows of one class of a 0/1 target (a test file of negatives) are still that binary target.
+  const auto negatives = parse("a,y\n1,0\n2,0\n");
+  CHECK(negatives.task == Task::binary);
+  CHECK(negatives.classes == ClassLabels::zero_one());
+}
+
+TEST_CASE("an explicit task overrides the inference, and a target that does not suit it is refused") {
+  const auto counts = parse_as("a,y\n1,3\n2,5\n3,8\n", {.task = Task::regression});
+  CHECK(counts.task == Task::regression);
+  CHECK(counts.values == std::vector<double>{3, 5, 8});
+  CHECK(contains(error_as("a,y\n1,3\n2,x\n", {.task = Task::regression}),
+                 "data.csv:3: column 2 ('y'): 'x' is not a number; a regression target holds numbers"));
+  CHECK(contains(error_as("a,y\n1,0.5\n2,1\n", {.task = Task::binary}), "label '0.5' is not a whole number"));
+  CHECK(contains(error_as("a,y\n1,a\n2,b\n3,c\n", {.task = Task::binary}), "a binary target has 2 classes, this one 3"));
+  CHECK(contains(error_as("a,y\n1,a\n2,b\n", {.task = Task::multiclass}), "a multiclass target has at least 3 classes"));
+  std::string many = "a,y\n";
+  for (int i = 0; i <= static_cast<int>(kMaxClasses); ++i) many += fmt::format("{},{}\n", i, i);
+  CHECK(contains(error_of(many), "1001 distinct integer labels are more than the 1000 classes"));
+  // Given classes: the labels must be among them, in their order; a class may be absent.
+  const auto test_rows = parse_as("a,y\n1,dog\n2,cat\n", {.classes = ClassLabels::strings({"bird", "cat", "dog"})});
+  CHECK(test_rows.task == Task::multiclass);
+  CHECK(test_rows.y == std::vector<int>{2, 1});
+  CHECK(contains(error_as("a,y\n1,cow\n", {.classes = ClassLabels::strings({"bird", "cat", "dog"})}),
+                 "data.csv:2: column 2 ('y'): label 'cow' is not one of the 3 classes ('bird', 'cat', 'dog')"));
+}
+
+TEST_CASE("an empty feature cell is missing (NaN), kept by check and written back empty") {
+  const auto data = parse("a,b,y\n1,,0\n,2,1\n");
+  REQUIRE(data.rows() == 2);
+  CHECK(std::isnan(data.x(0, 1)));
+  CHECK(std::isnan(data.x(1, 0)));
+  CHECK(data.first_missing() == std::pair<std::size_t, std::size_t>{0, 1});
+  data.check();
+  std::ostringstream out;
+  write_csv(data, out);
+  CHECK(out.str() == "a,b,y\n1,,0\n,2,1\n");
+  CHECK(parse(out.str()) == data);  // missing equals missing
+}
+
+TEST_CASE("string labels, multiclass and regression targets survive write_csv and read_csv") {
+  for (const std::string text : {"a,y\n1,\"no, never\"\n2,yes\n", "a,y\n1,b\n2,a\n3,c\n", "a,y\n1,0.25\n2,1e300\n"}) {
+    CAPTURE(text);
+    const auto data = parse(text);
+    std::ostringstream out;
+    write_csv(data, out);
+    CHECK(parse(out.str()) == data);
+  }
+}
+
+TEST_CASE("the split stratifies every class of a multiclass target, and splits regression rows at random") {
+  ClassificationSpec spec{.rows = 900, .features = 5, .informative = 3, .redundant = 0, .clusters_per_class = 1,
+                          .classes = 3, .flip_y = 0, .seed = 3};
+  const auto data = make_classification(spec);
+  CHECK(data.task == Task::multiclass);
+  CHECK(data.classes == ClassLabels::integers({0, 1, 2}));
+  const auto split = stratified_split(data, 0.2, 1);
+  const auto counts = split.test.class_counts();
+  REQUIRE(counts.size() == 3);
+  for (std::size_t c = 0; c < 3; ++c) CHECK(counts[c] == 60);
+  const auto regression = make_regression({.rows = 100, .features = 3, .informative = 2});
+  const auto parts = stratified_split(regression, 0.25, 1);
+  CHECK(parts.test.rows() == 25);
+  CHECK(parts.train.rows() == 75);
+  CHECK(parts.test.task == Task::regression);
+  CHECK(parts.test.values.size() == 25);
 }

@@ -25,7 +25,7 @@ using test::message_of;
 namespace {
 
 std::unique_ptr<Model> trained(const std::string& type) {
-  static const auto split = test::small_fraud();
+  const auto& split = test::rows_for(type);
   std::map<std::string, std::string> params{{"seed", "2"}};
   if (type == "random_forest") params["n_estimators"] = "12";
   if (type == "gradient_boosted_trees") params["n_estimators"] = "12";
@@ -73,8 +73,8 @@ TEST_CASE("every built-in type survives a round trip with bit-identical predicti
     CHECK(loaded->type_name() == type);
     CHECK(loaded->n_features() == model->n_features());
     CHECK(loaded->hyperparameters() == model->hyperparameters());
-    const auto expected = model->predict_proba(fresh.x);
-    const auto got = loaded->predict_proba(fresh.x);
+    const auto expected = model->predict_outputs(fresh.x);
+    const auto got = loaded->predict_outputs(fresh.x);
     REQUIRE(got.size() == expected.size());
     CHECK(std::memcmp(got.data(), expected.data(), got.size() * sizeof(double)) == 0);
     // Saving the loaded model gives the same bytes: nothing is lost or added on the way.
@@ -178,14 +178,14 @@ TEST_CASE("archives from another byte order, word size, newer format or unknown 
 }
 
 TEST_CASE("a model class version newer than this program's is incompatible") {
-  // The payload starts with the class's tracking level (1 byte) and version (uint32; 1 today).
+  // The payload starts with the class's tracking level (1 byte) and version (uint32; 2 today).
   const std::string bytes = serialize_model(*trained("decision_tree"));
   std::string payload = payload_of(bytes);
-  REQUIRE(payload.substr(1, 4) == std::string("\x01\0\0\0", 4));
-  payload[1] = 2;
+  REQUIRE(payload.substr(1, 4) == std::string("\x02\0\0\0", 4));
+  payload[1] = 3;
   const std::string newer = with_payload(bytes, payload);
   CHECK(code_of([&] { (void)deserialize_model(newer); }) == Errc::incompatible);
-  CHECK(contains(message_of([&] { (void)deserialize_model(newer); }), "holds class version 2; this program reads up to version 1"));
+  CHECK(contains(message_of([&] { (void)deserialize_model(newer); }), "holds class version 3; this program reads up to version 2"));
 }
 
 TEST_CASE("an archive written by an older Boost archive library still loads") {
@@ -299,7 +299,7 @@ TEST_CASE("random payloads behind a valid header never crash: every one is a mod
       try {
         const auto loaded = deserialize_model(with_payload(bytes, mutated));
         // A mutation no check can notice (a changed threshold) still gives a usable model.
-        if (loaded->n_features() == 10) CHECK(loaded->predict_proba(fresh.x).size() == fresh.rows());
+        if (loaded->n_features() == 10) CHECK(loaded->predict_outputs(fresh.x).size() == fresh.rows() * loaded->n_outputs());
       } catch (const Error& e) {
         CHECK((e.code() == Errc::corruption || e.code() == Errc::incompatible || e.code() == Errc::validation_failed));
       }
@@ -366,8 +366,8 @@ TEST_CASE("streamed loading (header pass, then payload through a small window) a
           return n;
         },
         info.payload_size, 100);
-    CHECK(detail::deserialize_payload(payload, info, type)->predict_proba(fresh.x) ==
-          deserialize_model(bytes)->predict_proba(fresh.x));
+    CHECK(detail::deserialize_payload(payload, info, type)->predict_outputs(fresh.x) ==
+          deserialize_model(bytes)->predict_outputs(fresh.x));
   }
   // Truncations, flips and extensions: the same verdict either way.
   const std::string bytes = serialize_model(*trained("decision_tree"));

@@ -55,6 +55,7 @@ TEST_CASE_FIXTURE(Fixture, "every built-in model type saves and loads back with 
   const auto fresh = test::fresh_rows();
   for (const auto& type : built_in_model_types()) {
     CAPTURE(type);
+    if (type == "linear_regression") continue;  // regression only: model_tasks_test.cpp
     const auto model = train(type);
     const ModelVersion v = save(*model, type);
     CHECK(v.format == kModelFormat);
@@ -227,8 +228,8 @@ TEST_CASE_FIXTURE(Fixture, "train_version trains, evaluates and describes the ve
   REQUIRE(run.model != nullptr);
   CHECK(run.model->type_name() == "random_forest");
   CHECK(run.train_seconds > 0);
-  const BinaryMetrics expected = evaluate(*run.model, data.test);
-  CHECK(run.evaluation.f1 == expected.f1);
+  const BinaryMetrics expected = *evaluate(*run.model, data.test).binary;
+  CHECK(run.evaluation.binary->f1 == expected.f1);
   CHECK(run.spec.metrics.at("f1") == expected.f1);
   CHECK(run.spec.metrics.at("accuracy") == expected.accuracy);
   CHECK(run.spec.metrics.at("train_rows") == static_cast<double>(data.train.rows()));

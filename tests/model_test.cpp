@@ -7,6 +7,7 @@
 #include "model_test_support.hpp"
 #include "modelreg/decision_tree.hpp"
 #include "modelreg/gradient_boosted_trees.hpp"
+#include "modelreg/linear_regression.hpp"
 #include "modelreg/logistic_regression.hpp"
 #include "modelreg/model.hpp"
 #include "modelreg/random_forest.hpp"
@@ -84,16 +85,17 @@ TEST_CASE("a matrix view must be made of whole rows") {
 }
 
 TEST_CASE("train_model builds every built-in type by name") {
-  auto split = test::small_fraud();
   for (const auto& type : built_in_model_types()) {
     CAPTURE(type);
+    const auto& split = test::rows_for(type);
     const std::map<std::string, std::string> params =
         type == "random_forest" || type == "gradient_boosted_trees" ? std::map<std::string, std::string>{{"n_estimators", "5"}, {"seed", "3"}}
                                                                    : std::map<std::string, std::string>{{"seed", "3"}};
     const auto model = train_model(type, split.train, params);
     CHECK(model->type_name() == type);
     CHECK(model->n_features() == 10);
-    CHECK(model->predict_proba(split.test.x).size() == split.test.rows());
+    CHECK(model->task() == split.train.task);
+    CHECK(model->predict_outputs(split.test.x).size() == split.test.rows());
   }
 }
 
@@ -164,12 +166,14 @@ TEST_CASE("every built-in type lists each hyperparameter once: trained, checked 
       {DecisionTree::kTypeName, names_of(DecisionTree::Params{})},
       {RandomForest::kTypeName, names_of(RandomForest::Params{})},
       {GradientBoostedTrees::kTypeName, names_of(GradientBoostedTrees::Params{})},
+      {LinearRegression::kTypeName, names_of(LinearRegression::Params{})},
   };
   CHECK(listed.size() == built_in_model_types().size());
   for (const auto& type : built_in_model_types()) {
     CAPTURE(type);
+    const auto& rows = test::rows_for(type);
     const bool ensemble = type == RandomForest::kTypeName || type == GradientBoostedTrees::kTypeName;
-    const auto model = train_model(type, split.train,
+    const auto model = train_model(type, rows.train,
                                    ensemble ? std::map<std::string, std::string>{{"n_estimators", "3"}}
                                             : std::map<std::string, std::string>{});
     CHECK(model->type_name() == type);
@@ -177,7 +181,7 @@ TEST_CASE("every built-in type lists each hyperparameter once: trained, checked 
     for (const auto& [name, value] : model->hyperparameters()) written.insert(name);
     CHECK(written == listed.at(type));
     // Every listed name is accepted by train_model (an unknown one is refused).
-    CHECK_NOTHROW((void)train_model(type, split.train, model->hyperparameters()));
+    CHECK_NOTHROW((void)train_model(type, rows.train, model->hyperparameters()));
   }
   // The rules come from the same list: a value below a rule is refused with the rule's text.
   CHECK(contains(message_of([&] { (void)train_model("decision_tree", split.train, {{"min_samples_split", "1"}}); }),

@@ -26,6 +26,34 @@ inline modelreg::TrainTestSplit small_fraud(std::uint64_t seed = 7, std::size_t 
   return modelreg::stratified_split(modelreg::make_classification(spec), 0.25, seed);
 }
 
+// Four classes, 1,200 rows, 10 features, held-out 25% (stratified): what multiclass models learn.
+inline modelreg::TrainTestSplit small_multiclass(std::uint64_t seed = 7, std::size_t rows = 1200) {
+  modelreg::ClassificationSpec spec;
+  spec.rows = rows;
+  spec.features = 10;
+  spec.informative = 5;
+  spec.redundant = 2;
+  spec.classes = 4;
+  spec.clusters_per_class = 1;
+  spec.class_sep = 1.5;
+  spec.seed = seed;
+  return modelreg::stratified_split(modelreg::make_classification(spec), 0.25, seed);
+}
+
+// A linear target of 10 features plus noise, 1,000 rows, held-out 25%.
+inline modelreg::TrainTestSplit small_regression(std::uint64_t seed = 7, std::size_t rows = 1000) {
+  return modelreg::stratified_split(
+      modelreg::make_regression({.rows = rows, .features = 10, .informative = 6, .noise = 5.0, .seed = seed}), 0.25, seed);
+}
+
+// The training rows a built-in type learns from in tests that cover every type: binary fraud rows,
+// regression rows for the regression-only types.
+inline const modelreg::TrainTestSplit& rows_for(const std::string& type) {
+  static const auto fraud = small_fraud();
+  static const auto regression = small_regression();
+  return type == "linear_regression" ? regression : fraud;
+}
+
 // Rows the models never saw (another seed), for round-trip checks.
 inline modelreg::LabeledData fresh_rows(std::size_t rows = 500) {
   return small_fraud(991, rows * 4).test;

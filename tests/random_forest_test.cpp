@@ -12,11 +12,11 @@ using test::code_of;
 TEST_CASE("a random forest ranks held-out fraud well (AUC above 0.9) and beats a single tree") {
   auto split = test::small_fraud();
   const auto forest = RandomForest::train(split.train, {.n_estimators = 50, .seed = 1});
-  const auto m = evaluate(forest, split.test);
+  const auto m = *evaluate(forest, split.test).binary;
   CHECK(m.roc_auc > 0.9);
   CHECK(m.f1 > 0.6);
   const auto tree = DecisionTree::train(split.train);
-  CHECK(m.roc_auc > evaluate(tree, split.test).roc_auc);
+  CHECK(m.roc_auc > evaluate(tree, split.test).binary->roc_auc);
   CHECK(forest.trees().size() == 50);
   CHECK(forest.node_count() > 50);
 }

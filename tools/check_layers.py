@@ -21,7 +21,7 @@ PUBLIC = {
     "logistic_regression.hpp": "models", "decision_tree.hpp": "models", "random_forest.hpp": "models",
     "gradient_boosted_trees.hpp": "models", "training.hpp": "models", "model_archive.hpp": "models",
     "model_serialization.hpp": "models", "labeled_data.hpp": "models", "metrics.hpp": "models",
-    "hyperparameters.hpp": "models", "xgboost.hpp": "models",
+    "hyperparameters.hpp": "models", "xgboost.hpp": "models", "linear_regression.hpp": "models",
     "checksum.hpp": "store", "metadata.hpp": "store", "model_ref.hpp": "store", "registry.hpp": "store",
     "signing.hpp": "store", "training_run.hpp": "store",
     "xgboost_import.hpp": "store",

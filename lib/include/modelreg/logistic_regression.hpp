@@ -11,6 +11,12 @@
 // few MB beyond the data. Both stop on the same gradient tolerance, so they reach the same optimum.
 // Training is deterministic (no randomness, no seed).
 //
+// Multiclass (k classes): multinomial logistic regression (softmax), scikit-learn's
+// `multi_class="multinomial"`: k weight vectors and k intercepts, objective
+// 0.5·Σ|w_c|² + C·Σ cross-entropy, intercepts unpenalized, on the same standardized features;
+// trained by Newton-CG (Hessian-vector products in O(rows·k·features)) with the same line search
+// and the same gradient tolerance. Regression is not a logistic model: see LinearRegression.
+//
 // Thread-safety: as Model (immutable after training; predict from any thread).
 #pragma once
 
@@ -50,21 +56,27 @@ class MODELREG_API LogisticRegression final : public Model {
   LogisticRegression() = default;
 
   // Trains on rows x with labels y (0/1). Throws Error(invalid_argument) for bad parameters, a
-  // size mismatch, non-finite values, labels other than 0/1, or a single class. Not converging
-  // within max_iter is not an error: see converged().
+  // size mismatch, non-finite or missing values, labels other than 0/1, or a single class. Not
+  // converging within max_iter is not an error: see converged().
   static LogisticRegression train(MatrixView x, std::span<const int> y, const Params& params = {});
+  // Binary or multiclass as `data` says (its classes kept); Error(invalid_argument) for regression
+  // and as above.
   static LogisticRegression train(const LabeledData& data, const Params& params = {});
 
   // The type's one name: archives, the registry's type_name and train_model() use it.
   static constexpr char kTypeName[] = "logistic_regression";
   std::string type_name() const override { return kTypeName; }
-  std::size_t n_features() const override { return coef_.size(); }
+  std::size_t n_features() const override { return mean_.size(); }
   std::map<std::string, std::string> hyperparameters() const override;
+  Task task() const override { return task_; }
+  ClassLabels classes() const override { return classes_; }
 
   const Params& params() const noexcept { return params_; }
-  // Weights on the standardized features, and the intercept.
+  // Weights on the standardized features, and the intercept. Multiclass: k × features weights
+  // (class after class) and k intercepts (intercepts()); intercept() is 0.
   const std::vector<double>& coefficients() const noexcept { return coef_; }
   double intercept() const noexcept { return intercept_; }
+  const std::vector<double>& intercepts() const noexcept { return intercepts_; }
   const std::vector<double>& feature_means() const noexcept { return mean_; }
   const std::vector<double>& feature_scales() const noexcept { return scale_; }
   int iterations() const noexcept { return iterations_; }
@@ -82,6 +94,9 @@ class MODELREG_API LogisticRegression final : public Model {
   std::vector<double> scale_;
   std::vector<double> coef_;
   double intercept_ = 0;
+  Task task_ = Task::binary;
+  ClassLabels classes_ = ClassLabels::zero_one();
+  std::vector<double> intercepts_;
   int iterations_ = 0;
   bool converged_ = false;
 };

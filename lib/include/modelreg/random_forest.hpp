@@ -1,6 +1,9 @@
 // modelreg/random_forest.hpp — a random forest of CART trees, as scikit-learn's
-// RandomForestClassifier: each tree sees a bootstrap sample of the rows and tries sqrt(features)
-// features per split; predict_proba is the mean of the trees' leaf fractions.
+// RandomForestClassifier and RandomForestRegressor: each tree sees a bootstrap sample of the rows
+// and tries max_features features per split (default sqrt(features) for every task — scikit-learn's
+// regressor defaults to all; pass max_features=all for the same forest). Classification:
+// predict_proba is the mean of the trees' leaf fractions (multiclass: of each class, as
+// DecisionTree). Regression: the mean of the trees' leaf means.
 //
 // Training and prediction use all cores (std::thread). Each tree draws its randomness from its own
 // generator seeded by (seed, tree index), and probabilities are summed in tree order, so the model
@@ -59,9 +62,11 @@ class MODELREG_API RandomForest final : public Model {
   // An untrained model (n_features() == 0); the target of deserialization.
   RandomForest() = default;
 
-  // Throws Error(invalid_argument) for bad parameters, a size mismatch, non-finite values or
-  // labels other than 0/1.
+  // Binary, labels 0/1 (classes {0, 1}). Throws Error(invalid_argument) for bad parameters, a size
+  // mismatch, non-finite or missing values or labels other than 0/1.
   static RandomForest train(MatrixView x, std::span<const int> y, const Params& params = {});
+  // The task of `data` (its classes kept). Throws as above, and for a target that does not suit
+  // its task (LabeledData::check).
   static RandomForest train(const LabeledData& data, const Params& params = {});
 
   // The type's one name: archives, the registry's type_name and train_model() use it.
@@ -69,9 +74,13 @@ class MODELREG_API RandomForest final : public Model {
   std::string type_name() const override { return kTypeName; }
   std::size_t n_features() const override { return n_features_; }
   std::map<std::string, std::string> hyperparameters() const override;
+  Task task() const override { return task_; }
+  ClassLabels classes() const override { return classes_; }
 
   const Params& params() const noexcept { return params_; }
   const std::vector<Tree>& trees() const noexcept { return trees_; }
+  // Multiclass: per tree, k class probabilities per leaf (as DecisionTree); else empty.
+  const std::vector<std::vector<float>>& leaf_probabilities() const noexcept { return leaf_proba_; }
   std::size_t node_count() const noexcept;
   // Threads used by predict_proba (0: one per core). Does not change results.
   void set_threads(unsigned threads) noexcept { params_.threads = threads; }
@@ -83,9 +92,15 @@ class MODELREG_API RandomForest final : public Model {
   void compute(MatrixView x, std::span<double> out) const override;
 
  private:
+  struct ForestTargets;
+  void grow_forest(MatrixView x, const ForestTargets& targets);
+
   Params params_;
   std::size_t n_features_ = 0;
   std::vector<Tree> trees_;
+  Task task_ = Task::binary;
+  ClassLabels classes_ = ClassLabels::zero_one();
+  std::vector<std::vector<float>> leaf_proba_;
 };
 
 }  // namespace modelreg

@@ -34,18 +34,20 @@ struct MODELREG_API TrainingFiles {
 
 struct MODELREG_API TrainingRun {
   std::unique_ptr<Model> model;
-  BinaryMetrics evaluation;  // on split.test
+  Evaluation evaluation;     // on split.test, for the task of the training rows
   double train_seconds = 0;  // wall time of training alone
-  // `base` completed: metrics gets the evaluation (accuracy, precision, recall, f1, log_loss,
-  // roc_auc) and train_seconds, train_rows, test_rows; features the training columns (float64, in
-  // order); tags["target"] the label column; datasets one entry per file given.
+  // `base` completed: metrics gets the evaluation's metric set (binary: accuracy, precision,
+  // recall, f1, log_loss, roc_auc; multiclass: accuracy, f1_macro, log_loss and count_<label> per
+  // class of the test rows; regression: rmse, mae, r2 — see metrics.hpp) and train_seconds,
+  // train_rows, test_rows; features the training columns (float64, in order); tags["target"] the
+  // target column; datasets one entry per file given.
   NewVersion spec;
 };
 
-// Trains `type` with `params` (train_model's rules) on split.train and evaluates it on split.test.
-// Throws Error(invalid_argument) as train_model does, when split.test has no rows or labels, or
-// when its columns differ from split.train's (in name or order); Error(not_found) / io_error when
-// a file cannot be read.
+// Trains `type` with `params` (train_model's rules) on split.train, for its task, and evaluates it
+// on split.test. Throws Error(invalid_argument) as train_model does, when split.test has no rows
+// or target, when its task or classes differ from split.train's, or when its columns differ from
+// split.train's (in name or order); Error(not_found) / io_error when a file cannot be read.
 MODELREG_API TrainingRun train_version(std::string_view type, const TrainTestSplit& split,
                                        const std::map<std::string, std::string>& params, NewVersion base = {},
                                        const TrainingFiles& files = {});

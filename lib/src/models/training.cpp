@@ -12,6 +12,7 @@
 #include "modelreg/error.hpp"
 #include "modelreg/gradient_boosted_trees.hpp"
 #include "modelreg/labeled_data.hpp"
+#include "modelreg/linear_regression.hpp"
 #include "modelreg/logistic_regression.hpp"
 #include "modelreg/random_forest.hpp"
 
@@ -114,7 +115,7 @@ std::unique_ptr<Model> train_type(ParamReader& in, const LabeledData& data, cons
 
 std::vector<std::string> built_in_model_types() {
   return {LogisticRegression::kTypeName, DecisionTree::kTypeName, RandomForest::kTypeName,
-          GradientBoostedTrees::kTypeName};
+          GradientBoostedTrees::kTypeName, LinearRegression::kTypeName};
 }
 
 std::unique_ptr<Model> train_model(std::string_view type, const LabeledData& data,
@@ -134,6 +135,10 @@ std::unique_ptr<Model> train_model(std::string_view type, const LabeledData& dat
     });
   }
   if (type == GradientBoostedTrees::kTypeName) return train_type<GradientBoostedTrees>(in, data);
+  if (type == LinearRegression::kTypeName) {
+    in.ignore("seed");  // closed form: deterministic
+    return train_type<LinearRegression>(in, data);
+  }
   std::string names;
   for (const auto& t : built_in_model_types()) names += (names.empty() ? "" : ", ") + t;
   throw Error(Errc::invalid_argument, fmt::format("unknown model type '{}' (built in: {})", type, names));

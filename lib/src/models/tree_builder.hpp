@@ -61,6 +61,13 @@ struct GrowTargets {
   std::span<const double> hessian;  // h; empty means 1 for every row
 };
 
+// Per-row inputs of one multiclass classification tree (Gini over k classes).
+struct GrowClasses {
+  std::span<const double> weight;   // >= 0; rows with weight 0 are left out of this tree
+  std::span<const int> label;       // class index per row, below n_classes
+  std::size_t n_classes = 0;
+};
+
 // A split point between neighbouring feature values lo < hi that is exactly a float: a value with
 // few significant bits in the middle half of [lo, hi) (so it compresses well and keeps a margin
 // to both sides), else the float nearest the midpoint with lo <= t < hi, else NaN (no float
@@ -74,6 +81,13 @@ class TreeBuilder {
   // Grows one tree. Deterministic given (columns, targets, limits, rng state).
   Tree grow(const GrowTargets& targets, const GrowLimits& limits, Rng& rng);
 
+  // Grows one multiclass classification tree whose split criterion is Gini impurity over k
+  // classes (maximizes Σ_c L_c²/W_L + Σ_c R_c²/W_R with L_c, R_c the class weights of each side).
+  // Leaf i (in pre-order) holds the value i; its class distribution (k floats, the class weights
+  // over the leaf's weight) is appended to `distributions`, which is cleared first.
+  // limits.leaf_scale is not used.
+  Tree grow_classifier(const GrowClasses& targets, const GrowLimits& limits, Rng& rng, std::vector<float>& distributions);
+
  private:
   struct Split {
     double score = 0;
@@ -83,6 +97,10 @@ class TreeBuilder {
   };
   Split find_split(std::size_t begin, std::size_t end, double weight_sum, double target_sum,
                    const GrowTargets& targets, const GrowLimits& limits, Rng& rng);
+  Split find_class_split(std::size_t begin, std::size_t end, double weight_sum, const GrowClasses& targets,
+                         const GrowLimits& limits, Rng& rng);
+  // Fills rows_ with each feature's in-sample rows (weight > 0), sorted; sets sample_rows_.
+  void prepare(std::span<const double> weight);
   void partition(const Split& split, std::size_t begin, std::size_t end);
 
   const SortedColumns& columns_;
@@ -92,6 +110,8 @@ class TreeBuilder {
   std::vector<std::int32_t> scratch_;  // right-hand rows during a partition
   std::vector<std::uint8_t> goes_left_;  // per row of the data, for the split being applied
   std::vector<std::size_t> feature_order_;
+  std::vector<double> class_total_;    // per class: the weight of the node being split
+  std::vector<double> class_left_;     // per class: the weight left of the candidate split
 };
 
 }  // namespace modelreg::detail

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "modelreg/checksum.hpp"
 #include "modelreg/error.hpp"
@@ -23,6 +24,13 @@ TrainingRun train_version(std::string_view type, const TrainTestSplit& split,
                                                     fmt::join(split.test.feature_names, ","),
                                                     fmt::join(split.train.feature_names, ",")));
   }
+  if (split.test.task != split.train.task || !(split.test.classes == split.train.classes)) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("the test rows are a {} target with classes ({}), the training rows a {} target with "
+                            "classes ({}); read the test rows with the training rows' task and classes",
+                            to_string(split.test.task), fmt::join(split.test.classes.texts(), ", "),
+                            to_string(split.train.task), fmt::join(split.train.classes.texts(), ", ")));
+  }
   TrainingRun run;
   const auto started = std::chrono::steady_clock::now();
   run.model = train_model(type, split.train, params);
@@ -31,7 +39,7 @@ TrainingRun train_version(std::string_view type, const TrainTestSplit& split,
 
   run.spec = std::move(base);
   NewVersion& spec = run.spec;
-  for (const auto& [name, value] : run.evaluation.to_map()) spec.metrics[name] = value;
+  for (const auto& [name, value] : run.evaluation.metrics) spec.metrics[name] = value;
   spec.metrics["train_seconds"] = run.train_seconds;
   spec.metrics["train_rows"] = static_cast<double>(split.train.rows());
   spec.metrics["test_rows"] = static_cast<double>(split.test.rows());

@@ -139,22 +139,25 @@ class MODELREG_API XGBoostModel final : public Model {
  protected:
   void compute(MatrixView x, std::span<double> out) const override;
 
- private:
-  // A node as prediction walks it: children at left and left + 1 (left == 0 marks a leaf: no
-  // node's child is the root).
-  struct Node {
+ public:
+  // A node as prediction walks it (an implementation detail, public only for the prediction
+  // kernel): children at left and left + 1 within the tree; a leaf is its own left child, testing
+  // a column that is always missing.
+  struct NodeView {
     std::uint32_t left;
     std::uint32_t split;
     float value;
   };
 
+ private:
   void build();
   void margins(MatrixView x, std::span<float> out, unsigned threads) const;
 
   XGBoostTrees trees_;
   float base_margin_ = 0;
-  std::vector<Node> nodes_;               // all trees, concatenated
-  std::vector<std::uint32_t> tree_begin_; // index of each tree's root in nodes_
+  std::vector<NodeView> nodes_;            // all trees, concatenated
+  std::vector<std::uint32_t> tree_begin_;  // index of each tree's root in nodes_
+  std::vector<std::uint32_t> tree_depth_;  // edges on each tree's longest path
 };
 
 // What read_xgboost_model found in a file.

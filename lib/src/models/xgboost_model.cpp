@@ -166,8 +166,8 @@ void XGBoostModel::build() {
   for (std::uint32_t size : t.tree_sizes) total += size;
   if (total != t.splits.size()) invalid(fmt::format("the trees have {} nodes in all but {} are stored", total, t.splits.size()));
 
-  std::vector<Node> nodes(t.splits.size());
-  std::vector<std::uint32_t> begin(t.tree_sizes.size());
+  std::vector<NodeView> nodes(t.splits.size());
+  std::vector<std::uint32_t> begin(t.tree_sizes.size()), depths(t.tree_sizes.size()), depth;
   std::size_t base = 0;
   for (std::size_t tree = 0; tree < t.tree_sizes.size(); ++tree) {
     const std::uint32_t size = t.tree_sizes[tree];
@@ -176,16 +176,21 @@ void XGBoostModel::build() {
     }
     // The k-th internal node's children are 2k+1 and 2k+2: a complete description of the shape,
     // so the last internal node's right child must be the last node.
-    std::uint32_t internal = 0;
+    std::uint32_t internal = 0, max_depth = 0;
+    depth.assign(size, 0);
     for (std::uint32_t i = 0; i < size; ++i) {
       const std::uint32_t split = t.splits[base + i];
       const float value = t.values[base + i];
       if (!std::isfinite(value)) invalid(fmt::format("tree {} node {} holds a non-finite value", tree, i));
-      Node& n = nodes[base + i];
-      n.split = split;
+      NodeView& n = nodes[base + i];
       n.value = value;
-      n.left = 0;
-      if (split == XGBoostTrees::kLeaf) continue;
+      if (split == XGBoostTrees::kLeaf) {
+        // A leaf is its own child through the always-missing column n_features (see margins).
+        n.left = i;
+        n.split = static_cast<std::uint32_t>(t.n_features) | XGBoostTrees::kDefaultLeft;
+        continue;
+      }
+      n.split = split;
       if ((split & XGBoostTrees::kFeatureMask) >= t.n_features) {
         invalid(fmt::format("tree {} node {} tests feature {}, but the model has {} features", tree, i,
                             split & XGBoostTrees::kFeatureMask, t.n_features));
@@ -195,17 +200,21 @@ void XGBoostModel::build() {
         invalid(fmt::format("tree {} of {} nodes: node {} would have children {} and {}", tree, size, i, left, left + 1));
       }
       n.left = static_cast<std::uint32_t>(left);
+      depth[left] = depth[left + 1] = depth[i] + 1;
+      max_depth = std::max(max_depth, depth[i] + 1);
       ++internal;
     }
     if (size != 2 * std::uint64_t{internal} + 1) {
       invalid(fmt::format("tree {} has {} nodes, {} of them internal: not a binary tree", tree, size, internal));
     }
     begin[tree] = static_cast<std::uint32_t>(base);
+    depths[tree] = max_depth;
     base += size;
   }
   base_margin_ = *margin;
   nodes_ = std::move(nodes);
   tree_begin_ = std::move(begin);
+  tree_depth_ = std::move(depths);
 }
 
 std::map<std::string, std::string> XGBoostModel::hyperparameters() const {
@@ -241,35 +250,59 @@ ClassLabels XGBoostModel::classes() const {
   return {};
 }
 
+namespace {
+
+// Walks `lanes` rows (features `stride` floats apart, each row with the always-missing column at
+// the end) through one tree for exactly `depth` steps, adding each leaf to its row's margin. The
+// rows advance in lockstep, so their independent chains of loads overlap; a row that reached its
+// leaf stays there (a leaf is its own child).
+template <std::size_t Lanes>
+void walk(const XGBoostModel::NodeView* root, std::uint32_t depth, const float* rows, std::size_t stride,
+          float* margins, std::size_t margin_stride) noexcept {
+  std::uint32_t at[Lanes] = {};
+  for (std::uint32_t step = 0; step < depth; ++step) {
+    for (std::size_t k = 0; k < Lanes; ++k) {
+      const auto& node = root[at[k]];
+      const float v = rows[k * stride + (node.split & XGBoostTrees::kFeatureMask)];
+      const bool right = std::isnan(v) ? (node.split & XGBoostTrees::kDefaultLeft) == 0 : !(v < node.value);
+      at[k] = node.left + static_cast<std::uint32_t>(right);
+    }
+  }
+  for (std::size_t k = 0; k < Lanes; ++k) margins[k * margin_stride] += root[at[k]].value;
+}
+
+constexpr std::size_t kLanes = 8;
+
+}  // namespace
+
 void XGBoostModel::margins(MatrixView x, std::span<float> out, unsigned threads) const {
   const std::size_t rows = x.rows(), cols = x.cols(), groups = trees_.n_groups;
+  const std::size_t stride = cols + 1;  // the last column is always missing: leaves' own column
   const std::size_t tasks = (rows + kTaskRows - 1) / kTaskRows;
   const unsigned workers = rows < kParallelRows ? 1u : detail::thread_count(threads, tasks);
-  const Node* nodes = nodes_.data();
+  const NodeView* nodes = nodes_.data();
   detail::parallel_for(tasks, workers, [&](std::size_t task, unsigned) {
-    std::vector<float> features(kBlockRows * cols);
+    std::vector<float> features(kBlockRows * stride, std::numeric_limits<float>::quiet_NaN());
     const std::size_t task_end = std::min(rows, (task + 1) * kTaskRows);
     for (std::size_t first = task * kTaskRows; first < task_end; first += kBlockRows) {
       const std::size_t n = std::min(kBlockRows, task_end - first);
       // XGBoost holds features as float32: convert once per block.
-      const double* source = x.data() + first * cols;
-      for (std::size_t i = 0; i < n * cols; ++i) features[i] = static_cast<float>(source[i]);
+      for (std::size_t r = 0; r < n; ++r) {
+        const double* source = x.data() + (first + r) * cols;
+        float* target = features.data() + r * stride;
+        for (std::size_t c = 0; c < cols; ++c) target[c] = static_cast<float>(source[c]);
+      }
       float* margin = out.data() + first * groups;
       std::fill(margin, margin + n * groups, base_margin_);
       for (std::size_t tree = 0; tree < tree_begin_.size(); ++tree) {
-        const Node* root = nodes + tree_begin_[tree];
+        const NodeView* root = nodes + tree_begin_[tree];
+        const std::uint32_t depth = tree_depth_[tree];
         float* m = margin + trees_.tree_groups[tree];
-        const float* row = features.data();
-        for (std::size_t r = 0; r < n; ++r, row += cols, m += groups) {
-          std::uint32_t i = 0;
-          while (root[i].left != 0) {
-            const Node& node = root[i];
-            const float v = row[node.split & XGBoostTrees::kFeatureMask];
-            const bool right = std::isnan(v) ? (node.split & XGBoostTrees::kDefaultLeft) == 0 : !(v < node.value);
-            i = node.left + static_cast<std::uint32_t>(right);
-          }
-          *m += root[i].value;
+        std::size_t r = 0;
+        for (; r + kLanes <= n; r += kLanes) {
+          walk<kLanes>(root, depth, features.data() + r * stride, stride, m + r * groups, groups);
         }
+        for (; r < n; ++r) walk<1>(root, depth, features.data() + r * stride, stride, m + r * groups, groups);
       }
     }
   });

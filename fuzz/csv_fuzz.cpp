@@ -3,8 +3,10 @@
 //
 // Properties:
 // - every failure is Error(invalid_argument), nothing else (the source is a string stream);
-// - what was read passes LabeledData::check() (finite values, 0/1 labels, consistent sizes);
-// - write_csv then read_csv gives back an equal table.
+// - what was read passes LabeledData::check() (no infinities — an empty cell is a missing NaN —,
+//   a target that suits its inferred task, consistent sizes);
+// - write_csv then read_csv gives back an equal table (the same task, classes and targets; a NaN
+//   equals a NaN).
 #include <cstddef>
 #include <cstdint>
 #include <sstream>

@@ -72,3 +72,34 @@ TEST_CASE("evaluate gathers every metric and leaves AUC out when it is undefined
   CHECK(std::isnan(single.roc_auc));
   CHECK(single.to_map().count("roc_auc") == 0);
 }
+
+TEST_CASE("multiclass metrics agree with scikit-learn: macro-F1 over the classes that occur, log loss of the true class") {
+  const std::vector<int> truth{0, 1, 2, 2, 1};
+  const std::vector<int> predicted{0, 2, 2, 2, 1};
+  CHECK(macro_f1_score(truth, predicted, 3) == doctest::Approx(0.8222222222222223));
+  // Class 2 occurs in neither: it is left out of the mean (scikit-learn's labels=None).
+  CHECK(macro_f1_score(std::vector<int>{0, 0, 1}, std::vector<int>{0, 0, 0}, 3) == doctest::Approx(0.4));
+  const std::vector<double> p{0.7, 0.2, 0.1, 0.1, 0.3, 0.6, 0.2, 0.2, 0.6};
+  const std::vector<int> y{0, 2, 1};
+  CHECK(multiclass_log_loss(y, p, 3) == doctest::Approx(0.8256461600462744));
+  const MulticlassMetrics m = evaluate_multiclass(y, p, 3);
+  CHECK(m.accuracy == doctest::Approx(2.0 / 3));  // rows 0 and 1 right, row 2 predicted class 2
+  CHECK(m.support == std::vector<std::size_t>{1, 1, 1});
+  const auto named = m.to_map(ClassLabels::strings({"a", "b", "c"}));
+  CHECK(named.at("count_b") == 1);
+  CHECK(named.count("f1_macro") == 1);
+  CHECK(m.to_map(ClassLabels::strings({"a", "b b", "c"})).count("count_1") == 1);  // "b b" is no metric name
+  CHECK(code_of([&] { (void)macro_f1_score(truth, std::vector<int>{0, 3, 2, 2, 1}, 3); }) == Errc::invalid_argument);
+  CHECK(code_of([&] { (void)multiclass_log_loss(y, std::vector<double>(8, 0.1), 3); }) == Errc::invalid_argument);
+}
+
+TEST_CASE("regression metrics agree with scikit-learn, and R² of a constant target is 1 only when perfect") {
+  const RegressionMetrics m = evaluate_regression(std::vector<double>{1, 2, 3, 4}, std::vector<double>{1.5, 2, 2.5, 4.5});
+  CHECK(m.r2 == doctest::Approx(0.85));
+  CHECK(m.mae == doctest::Approx(0.375));
+  CHECK(m.rmse == doctest::Approx(0.4330127018922193));
+  CHECK(m.to_map() == std::map<std::string, double>{{"rmse", m.rmse}, {"mae", m.mae}, {"r2", m.r2}});
+  CHECK(evaluate_regression(std::vector<double>{2, 2}, std::vector<double>{2, 2}).r2 == 1.0);
+  CHECK(evaluate_regression(std::vector<double>{2, 2}, std::vector<double>{2, 3}).r2 == 0.0);
+  CHECK(code_of([] { (void)evaluate_regression(std::vector<double>{1}, std::vector<double>{NAN}); }) == Errc::invalid_argument);
+}

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <array>
 #include <cerrno>
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <set>
@@ -505,6 +506,45 @@ TEST_CASE_FIXTURE(Cli, "train registers every model type with metrics, features,
   auto v5 = ok({"--json", "show", "fraud@v9"}).parsed();
   CHECK(v5["parents"][0]["ref"] == "fraud@1");
   CHECK(v5["datasets"].size() == 2);
+}
+
+TEST_CASE_FIXTURE(Cli, "train infers multiclass from named labels, and --task regression reads whole numbers as values") {
+  modelreg::ClassificationSpec spec{.rows = 600, .features = 5, .informative = 3, .redundant = 0,
+                                    .clusters_per_class = 1, .classes = 3, .class_sep = 2.0, .seed = 4};
+  modelreg::LabeledData animals = modelreg::make_classification(spec);
+  animals.classes = modelreg::ClassLabels::strings({"bird", "cat", "dog"});
+  animals.target_name = "animal";
+  const auto animals_csv = dir / "animals.csv";
+  modelreg::write_csv(animals, animals_csv);
+  auto v = ok({"--json", "train", "zoo", "--csv", animals_csv.string(), "--target", "animal", "--type",
+               "gradient_boosted_trees", "--param", "n_estimators=20", "--seed", "2"})
+               .parsed();
+  CHECK(v["metrics"]["accuracy"].get<double>() > 0.8);
+  CHECK(v["metrics"].contains("f1_macro"));
+  CHECK(v["metrics"].contains("log_loss"));
+  CHECK(v["metrics"]["count_bird"].get<double>() + v["metrics"]["count_cat"].get<double>() +
+            v["metrics"]["count_dog"].get<double>() ==
+        120);
+  CHECK(ok({"train", "zoo", "--csv", animals_csv.string(), "--target", "animal", "--type", "logistic_regression"})
+            .out.find("(multiclass)") != std::string::npos);
+
+  // Counts: whole numbers are class labels unless the task says regression.
+  modelreg::LabeledData counts = modelreg::make_regression({.rows = 300, .features = 4, .informative = 3, .seed = 2});
+  for (double& t : counts.values) t = std::round(t);
+  const auto counts_csv = dir / "counts.csv";
+  modelreg::write_csv(counts, counts_csv);
+  refused({"train", "visits", "--csv", counts_csv.string(), "--target", "target", "--type", "linear_regression"}, 1,
+          "set the task to regression");
+  auto r = ok({"--json", "train", "visits", "--csv", counts_csv.string(), "--target", "target", "--type",
+               "linear_regression", "--task", "regression"})
+               .parsed();
+  CHECK(r["metrics"]["r2"].get<double>() > 0.99);
+  CHECK(r["metrics"].contains("rmse"));
+  CHECK(r["metrics"].contains("mae"));
+  CHECK_FALSE(r["metrics"].contains("accuracy"));
+  refused({"train", "visits", "--csv", counts_csv.string(), "--target", "target", "--type", "linear_regression",
+           "--task", "sideways"},
+          2, "");
 }
 
 TEST_CASE_FIXTURE(Cli, "predict scores a CSV in input order with the validated model") {

@@ -137,7 +137,13 @@ LinearRegression LinearRegression::train(MatrixView x, std::span<const double> v
 
 LinearRegression LinearRegression::train(const LabeledData& data, const Params& params) {
   data.check();
-  if (data.task != Task::regression) detail::refuse_task(kType, to_string(data.task), "regression");
+  if (data.task != Task::regression) {
+    // A target of whole numbers (counts, prices in cents) is read as class labels unless the task
+    // is given: say so, since that is the usual way to get here.
+    detail::refuse_task(kType, to_string(data.task),
+                        "regression (a target of whole numbers reads as class labels: set the task to regression, "
+                        "--task regression)");
+  }
   return train(data.x, data.values, params);
 }
 

@@ -4,10 +4,10 @@
 // Properties:
 // - every failure is an HttpError with status 400 and a message; nothing else escapes (anything
 //   else would be a 500, or a crash, in the server);
-// - an accepted infer body has rows, cols >= 1 and exactly rows × cols values (no overflow), all
-//   finite;
+// - an accepted infer body has rows, cols >= 1 and exactly rows × cols values (no overflow), each
+//   finite or NaN (a JSON null: missing), never infinite;
 // - an accepted predict body has exactly rows × cols values (no ragged instance is flattened
-//   into shifted rows), all finite;
+//   into shifted rows), each finite or NaN, never infinite;
 // - the "id" echoed in the answer can be copied and printed, as the server does.
 #include <cmath>
 #include <cstddef>
@@ -31,7 +31,7 @@ void check_error(const HttpError& e) {
 }
 
 void check_values(const InferRequest& request) {
-  for (double v : request.values) check(std::isfinite(v), "every value is finite");
+  for (double v : request.values) check(!std::isinf(v), "no value is infinite (NaN is a missing value)");
   if (request.id) {
     const nlohmann::json copy = *request.id;  // the server copies the id into its answer...
     (void)copy.dump();                        // ...and prints the answer

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 
 #include "arguments.hpp"
@@ -135,6 +136,12 @@ int cmd_show(const Globals& g, const std::string& ref_text) {
   Table meta({"", ""});
   meta.add({"  format", v.format});
   if (!v.type_name.empty()) meta.add({"  type", v.type_name});
+  if (v.task) {
+    meta.add({"  task", v.task->task == Task::regression
+                            ? std::string("regression")
+                            : fmt::format("{} ({} classes: {})", to_string(v.task->task), v.task->classes.size(),
+                                          fmt::join(v.task->classes.texts(), ", "))});
+  }
   meta.add({"  status", status_word(v)});
   meta.add({"  created", fmt::format("{} by {}", v.created_at, v.created_by)});
   meta.add({"  size", fmt::format("{} raw, {} stored ({:.2f}x, {}{}, {} chunk{})", human_bytes(v.blob.raw_size),
@@ -205,6 +212,12 @@ struct CompareArgs {
   std::vector<std::string> metrics;
 };
 
+// "higher" or "lower" (which value is better), null when the direction is unknown.
+json direction_word(const std::optional<MetricDirection>& d) {
+  if (!d) return nullptr;
+  return *d == MetricDirection::lower_is_better ? "lower" : "higher";
+}
+
 int cmd_compare(const Globals& g, const CompareArgs& args) {
   const ModelRef a = parse_ref(args.a), b = parse_ref(args.b);
   Registry reg = open_registry(g, false);
@@ -224,18 +237,22 @@ int cmd_compare(const Globals& g, const CompareArgs& args) {
       list.push_back({{"metric", c.metric},
                       {"a", json_or_null(c.a)},
                       {"b", json_or_null(c.b)},
-                      {"difference", json_or_null(c.difference())}});
+                      {"difference", json_or_null(c.difference())},
+                      {"better", direction_word(c.direction)},
+                      {"improvement", json_or_null(c.improvement())}});
     }
     print_json({{"a", va.ref_string()}, {"b", vb.ref_string()}, {"metrics", list}});
     return 0;
   }
-  Table t({"METRIC", va.ref_string(), vb.ref_string(), "DIFFERENCE"});
+  Table t({"METRIC", va.ref_string(), vb.ref_string(), "DIFFERENCE", "BETTER", "IMPROVEMENT"});
   for (const auto& c : rows) {
+    const auto better = direction_word(c.direction);
     t.add({c.metric, c.a ? format_number(*c.a) : "-", c.b ? format_number(*c.b) : "-",
-           c.difference() ? fmt::format("{:+.6g}", *c.difference()) : "-"});
+           c.difference() ? fmt::format("{:+.6g}", *c.difference()) : "-", better.is_null() ? "?" : better.get<std::string>(),
+           c.improvement() ? fmt::format("{:+.6g}", *c.improvement()) : "-"});
   }
-  t.add({"(stored size)", human_bytes(va.blob.stored_size), human_bytes(vb.blob.stored_size), ""});
-  t.add({"(created)", va.created_at, vb.created_at, ""});
+  t.add({"(stored size)", human_bytes(va.blob.stored_size), human_bytes(vb.blob.stored_size), "", "", ""});
+  t.add({"(created)", va.created_at, vb.created_at, "", "", ""});
   t.print();
   return 0;
 }

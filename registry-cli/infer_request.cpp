@@ -82,6 +82,10 @@ void walk(const json& j, const std::string& what, bool fp32, std::vector<std::si
     throw HttpError{400, fmt::format("{} is ragged: {}{} is an array where a number is expected", what, what,
                                      index_text(index))};
   }
+  if (j.is_null()) {  // a missing value: the model routes it or refuses it
+    t.values.push_back(std::numeric_limits<double>::quiet_NaN());
+    return;
+  }
   if (!j.is_number()) {
     throw HttpError{400, fmt::format("element {} ({}{}) is not a number: {}", t.values.size(), what, index_text(index),
                                      j.dump())};

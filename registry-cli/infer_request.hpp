@@ -23,7 +23,8 @@ struct HttpError {
   std::string message;
 };
 
-// Rows parsed from a request body: `values` holds rows × cols numbers, row-major, all finite.
+// Rows parsed from a request body: `values` holds rows × cols numbers, row-major, each finite or
+// NaN (a JSON null: a missing value, which the model routes or refuses).
 struct InferRequest {
   std::size_t rows = 0;
   std::size_t cols = 0;

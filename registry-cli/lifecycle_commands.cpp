@@ -36,6 +36,7 @@ int print_transition(const Globals& g, const Transition& t, std::string_view ver
 struct PromoteArgs {
   std::string ref, reason;
   std::optional<std::string> require_better;  // given, even empty: the guard is on
+  bool higher_is_better = false, lower_is_better = false;
 };
 
 int cmd_promote(const Globals& g, const PromoteArgs& a) {
@@ -48,6 +49,12 @@ int cmd_promote(const Globals& g, const PromoteArgs& a) {
                        "the guard)");
     }
     o.require_better = a.require_better;
+  }
+  if (a.higher_is_better) o.direction = MetricDirection::higher_is_better;
+  if (a.lower_is_better) o.direction = MetricDirection::lower_is_better;
+  if (o.direction && !o.require_better) {
+    throw UsageError("--higher-is-better and --lower-is-better say which way --require-better's metric improves; "
+                     "give --require-better METRIC too");
   }
   return print_transition(g, r.promote(ref, o), "promoted");
 }
@@ -191,7 +198,12 @@ void add_promote_command(CLI::App& app, Globals& g) {
       cmd_promote);
   cmd->add_option("REF", a->ref, "Version to activate")->required();
   cmd->add_option("--reason", a->reason, "Why (recorded in the audit log)");
-  cmd->add_option("--require-better", a->require_better, "Refuse unless this metric is at least the active version's");
+  cmd->add_option("--require-better", a->require_better,
+                  "Refuse unless this metric is at least as good as the active version's (known metrics: f1, "
+                  "accuracy, auc, r2 higher; rmse, mae, log_loss lower is better)");
+  auto* higher = cmd->add_flag("--higher-is-better", a->higher_is_better, "--require-better's metric: higher wins");
+  cmd->add_flag("--lower-is-better", a->lower_is_better, "--require-better's metric: lower wins (rmse, a custom loss)")
+      ->excludes(higher);
 }
 
 void add_rollback_command(CLI::App& app, Globals& g) {

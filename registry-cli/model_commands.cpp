@@ -17,6 +17,7 @@
 #include "modelreg/metrics.hpp"
 #include "modelreg/training.hpp"
 #include "modelreg/training_run.hpp"
+#include "printable_text.hpp"
 #include "render.hpp"
 
 namespace modelreg::cli {
@@ -84,6 +85,17 @@ struct PredictArgs {
   bool force = false;
 };
 
+// One CSV record: the cells quoted where needed, then a line break.
+std::string csv_line(const std::vector<std::string>& cells) {
+  std::string out;
+  for (std::size_t i = 0; i < cells.size(); ++i) {
+    if (i > 0) out += ',';
+    out += csv_quote(cells[i]);
+  }
+  out += '\n';
+  return out;
+}
+
 int cmd_predict(const Globals& g, const std::string& ref_text, const std::string& csv, const std::string& output,
                 const std::string& target_option, bool force) {
   const ModelRef ref = parse_ref(ref_text);
@@ -112,26 +124,60 @@ int cmd_predict(const Globals& g, const std::string& ref_text, const std::string
                             v.ref_string(), target.empty() ? "" : fmt::format(" (nor its target '{}')", target)));
   }
   const Matrix x = table.with_features(features, ignored).x;
-  const std::vector<double> proba = loaded.model->predict_proba(x);
-  const std::vector<int> labels = loaded.model->predict(x);
+  const Model& model = *loaded.model;
+  const Task task = model.task();
+  const ClassLabels classes = model.classes();
+  const std::size_t per_row = model.n_outputs();
+  const std::vector<double> outputs = model.predict_outputs(x);
+  const std::size_t rows = x.rows();
+  // The fixed output shapes (output_columns): binary probability,label; multiclass one
+  // probability_<class> per class, then label; regression prediction.
+  std::vector<std::size_t> labels;
+  if (task != Task::regression) labels = class_indexes_of(task, outputs, per_row);
+  auto label_json = [&](std::size_t r) {
+    return classes.are_integers() ? json(classes.integer(labels[r])) : json(classes.text(labels[r]));
+  };
   std::string text;
   if (g.json) {
-    text = json{{"ref", v.ref_string()}, {"probabilities", proba}, {"labels", labels}}.dump(2) + "\n";
+    json out = {{"ref", v.ref_string()}, {"task", to_string(task)}};
+    switch (task) {
+      case Task::binary: {
+        json l = json::array();
+        for (std::size_t r = 0; r < rows; ++r) l.push_back(label_json(r));
+        out["probabilities"] = outputs;
+        out["labels"] = std::move(l);
+        break;
+      }
+      case Task::multiclass: {
+        json p = json::array(), l = json::array();
+        for (std::size_t r = 0; r < rows; ++r) {
+          p.push_back(std::vector<double>(outputs.begin() + static_cast<std::ptrdiff_t>(r * per_row),
+                                          outputs.begin() + static_cast<std::ptrdiff_t>((r + 1) * per_row)));
+          l.push_back(label_json(r));
+        }
+        out["classes"] = classes.are_integers() ? json(classes.integer_values()) : json(classes.string_values());
+        out["probabilities"] = std::move(p);
+        out["labels"] = std::move(l);
+        break;
+      }
+      case Task::regression: out["predictions"] = outputs; break;
+    }
+    text = json_text(out);
   } else {
-    text = "probability,label\n";
-    for (std::size_t i = 0; i < proba.size(); ++i) text += fmt::format("{},{}\n", proba[i], labels[i]);
+    text = csv_line(output_columns(task, classes));
+    for (std::size_t r = 0; r < rows; ++r) {
+      std::vector<std::string> cells;
+      for (std::size_t c = 0; c < per_row; ++c) cells.push_back(fmt::format("{}", outputs[r * per_row + c]));
+      if (task != Task::regression) cells.push_back(classes.text(labels[r]));
+      text += csv_line(cells);
+    }
   }
   if (output.empty() || output == "-") {
-    fmt::print("{}", text);
+    // Exact in a pipe; on a terminal, a class label's control characters are escaped.
+    std::fputs((!g.json && is_terminal(stdout) ? printable_lines(text) : text).c_str(), stdout);
   } else {
-    const std::string tmp = output + ".modelreg-partial";
-    {
-      std::ofstream out(tmp, std::ios::binary);
-      out << text;
-      if (!out.flush()) throw Error(Errc::io_error, fmt::format("cannot write '{}'", output));
-    }
-    std::filesystem::rename(tmp, output);
-    fmt::print(stderr, "wrote {} predictions of {} to {}\n", proba.size(), v.ref_string(), output);
+    reg.write_output_file(output, text, force);
+    print_text(stderr, "wrote {} predictions of {} to {}\n", rows, v.ref_string(), output);
   }
   return 0;
 }

@@ -33,7 +33,7 @@ std::string mermaid_id(const std::string& ref) {
 // they print as U+FFFD, so the JSON stays valid whatever the database holds.
 // Outside strings JSON is ASCII, so each C1 sequence (C2 80..C2 9F) or DEL is inside a string,
 // where its \u escape means the same character.
-void print_json(const nlohmann::json& j) {
+std::string json_text(const nlohmann::json& j) {
   const std::string text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
   std::string out;
   out.reserve(text.size() + 1);
@@ -50,8 +50,10 @@ void print_json(const nlohmann::json& j) {
     }
   }
   out += '\n';
-  std::fputs(out.c_str(), stdout);
+  return out;
 }
+
+void print_json(const nlohmann::json& j) { std::fputs(json_text(j).c_str(), stdout); }
 
 nlohmann::json to_json(const ModelVersion& v) {
   using nlohmann::json;
@@ -73,6 +75,10 @@ nlohmann::json to_json(const ModelVersion& v) {
               {"active", v.active},
               {"format", v.format},
               {"type_name", v.type_name},
+              {"task", v.task ? json(to_string(v.task->task)) : json(nullptr)},
+              {"classes", !v.task || v.task->task == Task::regression ? json(nullptr)
+                          : v.task->classes.are_integers()            ? json(v.task->classes.integer_values())
+                                                                      : json(v.task->classes.string_values())},
               {"notes", v.notes},
               {"created_at", v.created_at},
               {"created_by", v.created_by},

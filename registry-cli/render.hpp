@@ -20,6 +20,8 @@ namespace modelreg::cli {
 // Indented by 2, with a final newline. Invalid UTF-8 prints as U+FFFD, and C1 controls and DEL
 // (which JSON allows raw in strings) as \u escapes: the same JSON, safe on a terminal.
 void print_json(const nlohmann::json& j);
+// What print_json prints.
+std::string json_text(const nlohmann::json& j);
 
 // The value, or JSON null when there is none.
 template <class T>

@@ -249,6 +249,69 @@ struct HttpMetrics {
   }
 };
 
+// The predicted class labels of a prediction as an OIP tensor: INT64 for integer labels, BYTES
+// for string labels.
+json label_tensor(const Prediction& p) {
+  json data = json::array();
+  for (int i : p.labels) {
+    const auto index = static_cast<std::size_t>(i);
+    if (p.classes.are_integers()) {
+      data.push_back(p.classes.integer(index));
+    } else {
+      data.push_back(p.classes.text(index));
+    }
+  }
+  return {{"name", "label"}, {"datatype", p.classes.are_integers() ? "INT64" : "BYTES"}, {"shape", {p.rows}},
+          {"data", std::move(data)}};
+}
+
+// The outputs of an OIP v2 answer, by task (README, "Output shapes"): binary `label` [n] and
+// `probability` [n]; multiclass `probabilities` [n, k] and `label` [n]; regression `prediction` [n].
+json oip_outputs(const Prediction& p) {
+  switch (p.task) {
+    case Task::binary:
+      return json::array({label_tensor(p), {{"name", "probability"}, {"datatype", "FP64"}, {"shape", {p.rows}},
+                                            {"data", p.probabilities}}});
+    case Task::multiclass:
+      return json::array({{{"name", "probabilities"}, {"datatype", "FP64"}, {"shape", {p.rows, p.classes.size()}},
+                           {"data", p.probabilities}},
+                          label_tensor(p)});
+    case Task::regression: break;
+  }
+  return json::array({{{"name", "prediction"}, {"datatype", "FP64"}, {"shape", {p.rows}}, {"data", p.values}}});
+}
+
+// The same outputs as OIP metadata (shapes with -1 for the rows).
+json oip_output_metadata(const Model& model) {
+  const ClassLabels classes = model.classes();
+  const json label = {{"name", "label"}, {"datatype", classes.are_integers() ? "INT64" : "BYTES"}, {"shape", {-1}}};
+  switch (model.task()) {
+    case Task::binary:
+      return json::array({label, {{"name", "probability"}, {"datatype", "FP64"}, {"shape", {-1}}}});
+    case Task::multiclass:
+      return json::array(
+          {{{"name", "probabilities"}, {"datatype", "FP64"}, {"shape", {-1, static_cast<std::int64_t>(classes.size())}}},
+           label});
+    case Task::regression: break;
+  }
+  return json::array({{{"name", "prediction"}, {"datatype", "FP64"}, {"shape", {-1}}}});
+}
+
+// The /predict answer's fields: "predictions" (class labels, or values for regression) and, for
+// classifiers, "probabilities" (binary: one a row; multiclass: one array of k a row).
+json simple_outputs(const Prediction& p) {
+  if (p.task == Task::regression) return {{"predictions", p.values}};
+  json labels = label_tensor(p)["data"];
+  if (p.task == Task::binary) return {{"predictions", std::move(labels)}, {"probabilities", p.probabilities}};
+  const std::size_t k = p.classes.size();
+  json rows = json::array();
+  for (std::size_t r = 0; r < p.rows; ++r) {
+    rows.push_back(std::vector<double>(p.probabilities.begin() + static_cast<std::ptrdiff_t>(r * k),
+                                       p.probabilities.begin() + static_cast<std::ptrdiff_t>((r + 1) * k)));
+  }
+  return {{"predictions", std::move(labels)}, {"probabilities", std::move(rows)}};
+}
+
 void reply(httplib::Response& res, int status, const json& body) {
   res.status = status;
   res.set_content(body.dump(), "application/json");
@@ -280,9 +343,10 @@ class HttpFrontEnd {
              {"versions", json::array({std::to_string(served->version.id.number)})},
              {"platform", "modelreg"},
              {"type", served->model->type_name()},
+             {"task", to_string(served->model->task())},
+             {"classes", served->model->classes().texts()},
              {"inputs", json::array({{{"name", "input"}, {"datatype", "FP64"}, {"shape", {-1, n}}, {"features", features}}})},
-             {"outputs", json::array({{{"name", "label"}, {"datatype", "INT64"}, {"shape", {-1}}},
-                                      {{"name", "probability"}, {"datatype", "FP64"}, {"shape", {-1}}}})}});
+             {"outputs", oip_output_metadata(*served->model)}});
     }));
     http.Get(R"(/v2/models/([^/]+)/ready)", wrap(kHealth, [this](const httplib::Request& req, httplib::Response& res) {
       check_name(req.matches[1]);
@@ -431,11 +495,7 @@ class HttpFrontEnd {
       throw HttpError{409, fmt::format("version {} is not being served (serving {}); use /v2/models/{}/infer",
                                        *wanted, p.version, model)};
     }
-    const std::size_t rows = p.probabilities.size();
-    json out = {{"model_name", model},
-                {"model_version", std::to_string(p.version)},
-                {"outputs", json::array({{{"name", "label"}, {"datatype", "INT64"}, {"shape", {rows}}, {"data", p.labels}},
-                                         {{"name", "probability"}, {"datatype", "FP64"}, {"shape", {rows}}, {"data", p.probabilities}}})}};
+    json out = {{"model_name", model}, {"model_version", std::to_string(p.version)}, {"outputs", oip_outputs(p)}};
     if (request.id) out["id"] = *request.id;
     reply(res, 200, out);
   }
@@ -443,7 +503,9 @@ class HttpFrontEnd {
   void predict(const httplib::Request& req, httplib::Response& res) {
     const InferRequest request = parse_predict_request(req.body);
     const Prediction p = score(request.values, request.rows);
-    reply(res, 200, {{"predictions", p.labels}, {"probabilities", p.probabilities}, {"model_version", p.version}});
+    json out = simple_outputs(p);
+    out["model_version"] = p.version;
+    reply(res, 200, out);
   }
 
   json status_json() const {

@@ -97,6 +97,51 @@ TEST_CASE_FIXTURE(Fixture, "a guarded promotion refuses a version whose metric i
   CHECK(kinds().back() == "promote");
 }
 
+TEST_CASE_FIXTURE(Fixture, "the guard knows which way a metric improves, and must be told for an unknown one") {
+  auto add = [&](double rmse, double custom) {
+    NewVersion s = spec("eta");
+    s.metrics = {{"rmse", rmse}, {"latency_ms", custom}};
+    return reg.register_bytes(s, fmt::format("eta {} {}", rmse, custom)).id.number;
+  };
+  add(5.0, 10);  // eta@1
+  add(6.0, 8);   // eta@2: worse rmse, lower latency
+  add(4.0, 12);  // eta@3: better rmse, higher latency
+  reg.promote(ref("eta@1"));
+  const std::string before = test::dump(db);
+  // rmse: lower is better, known without being told.
+  try {
+    reg.promote(ref("eta@2"), {.require_better = "rmse"});
+    FAIL("a higher rmse was promoted");
+  } catch (const Error& e) {
+    CHECK(e.code() == Errc::conflict);
+    CHECK(std::string(e.what()).find("rmse 6 is above the active eta@1's 5 (lower is better") != std::string::npos);
+  }
+  // A metric of unknown direction is refused until the direction is given; then it is honoured.
+  CHECK(code_of([&] { reg.promote(ref("eta@2"), {.require_better = "latency_ms"}); }) == Errc::invalid_argument);
+  CHECK(test::dump(db) == before);
+  CHECK(code_of([&] {
+          reg.promote(ref("eta@3"), {.require_better = "latency_ms", .direction = MetricDirection::lower_is_better});
+        }) == Errc::conflict);
+  // The explicit direction wins over the known one (a team that wants the opposite must say so).
+  CHECK(code_of([&] {
+          reg.promote(ref("eta@3"), {.require_better = "rmse", .direction = MetricDirection::higher_is_better});
+        }) == Errc::conflict);
+  CHECK(test::dump(db) == before);
+  CHECK(reg.promote(ref("eta@3"), {.require_better = "rmse"}).to_version == 3);
+  CHECK(reg.promote(ref("eta@2"), {.require_better = "latency_ms", .direction = MetricDirection::lower_is_better})
+            .to_version == 2);
+  // compare says which way each metric improves, and by how much b improves on a.
+  const auto rows = reg.compare(ref("eta@1"), ref("eta@3"));
+  REQUIRE(rows.size() == 2);
+  CHECK(rows[0].metric == "latency_ms");
+  CHECK_FALSE(rows[0].direction.has_value());
+  CHECK_FALSE(rows[0].improvement().has_value());
+  CHECK(rows[1].metric == "rmse");
+  CHECK(rows[1].direction == MetricDirection::lower_is_better);
+  CHECK(*rows[1].improvement() == doctest::Approx(1.0));
+  CHECK(*rows[1].difference() == doctest::Approx(-1.0));
+}
+
 TEST_CASE_FIXTURE(Fixture, "rollback walks back through the promotion history again and again") {
   versions(4);
   reg.promote(ref("fraud@1"));

@@ -11,6 +11,7 @@
 
 #include "modelreg/export.hpp"
 #include "modelreg/matrix.hpp"
+#include "modelreg/metrics.hpp"
 #include "modelreg/model.hpp"
 #include "modelreg/model_ref.hpp"
 
@@ -173,10 +174,18 @@ struct MODELREG_API MetricComparison {
   std::string metric;
   std::optional<double> a;
   std::optional<double> b;
+  // Which way the metric improves (known_direction in metrics.hpp); nullopt when unknown.
+  std::optional<MetricDirection> direction;
   // b - a when both exist.
   std::optional<double> difference() const {
     if (a && b) return *b - *a;
     return std::nullopt;
+  }
+  // How much better b is than a (negative: worse), when both exist and the direction is known:
+  // b - a for a higher-is-better metric, a - b for a lower-is-better one.
+  std::optional<double> improvement() const {
+    if (!a || !b || !direction) return std::nullopt;
+    return *direction == MetricDirection::lower_is_better ? *a - *b : *b - *a;
   }
 };
 

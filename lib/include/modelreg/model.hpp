@@ -93,6 +93,11 @@ MODELREG_API std::vector<int> labels_of(std::span<const double> probabilities);
 MODELREG_API std::vector<std::size_t> class_indexes_of(Task task, std::span<const double> outputs,
                                                        std::size_t n_outputs);
 
+// The names of a task's outputs as every client shows them (the columns of `modelreg predict`,
+// the fields of its --json): binary {"probability", "label"}; multiclass {"probability_<class>"
+// for each class in order, "label"}; regression {"prediction"}.
+MODELREG_API std::vector<std::string> output_columns(Task task, const ClassLabels& classes);
+
 class MODELREG_API Model {
  public:
   virtual ~Model();

@@ -15,12 +15,21 @@
 #include "modelreg/export.hpp"
 #include "modelreg/active_watcher.hpp"
 #include "modelreg/matrix.hpp"
+#include "modelreg/model.hpp"
 
 namespace modelreg {
 
+// The answer for one batch, in the shape of the serving model's task (model.hpp).
 struct MODELREG_API Prediction {
-  std::vector<double> probabilities;  // of the positive class, one per row
-  std::vector<int> labels;            // labels_of(probabilities)
+  Task task = Task::binary;
+  ClassLabels classes;                // of a classifier, in output order
+  std::size_t rows = 0;
+  // Classifiers: binary — P(second class), one per row; multiclass — k per row, row after row.
+  std::vector<double> probabilities;
+  // Classifiers: the predicted class of each row, as an index into `classes` (binary: 0/1).
+  std::vector<int> labels;
+  // Regression: the predicted value of each row.
+  std::vector<double> values;
   std::int64_t version = 0;           // the version that answered (all rows: the same one)
 };
 

@@ -28,6 +28,7 @@
 #include "modelreg/export.hpp"
 #include "modelreg/error.hpp"
 #include "modelreg/metadata.hpp"
+#include "modelreg/metrics.hpp"
 #include "modelreg/model.hpp"
 #include "modelreg/model_ref.hpp"
 #include "modelreg/progress.hpp"
@@ -118,10 +119,14 @@ struct MODELREG_API Change {
 struct MODELREG_API PromoteOptions {
   std::string reason{};
   std::optional<std::string> actor{};
-  // When set, refuse (Error(conflict)) unless the candidate's value of this metric is at least
-  // the current active version's (a higher-is-better metric). A candidate lacking the metric is
-  // refused; with no active version the guard passes.
+  // When set, refuse (Error(conflict)) unless the candidate's value of this metric is at least as
+  // good as the current active version's: at least as high for a higher-is-better metric (f1,
+  // accuracy, auc, r2), at most as high for a lower-is-better one (rmse, mae, log_loss). A
+  // candidate lacking the metric is refused; with no active version the guard passes.
   std::optional<std::string> require_better{};
+  // Which way require_better's metric improves. Unset: known_direction(metric) (metrics.hpp); a
+  // metric of unknown direction (a custom one) then needs it, else Error(invalid_argument).
+  std::optional<MetricDirection> direction{};
 };
 
 struct MODELREG_API RollbackOptions {
@@ -280,6 +285,11 @@ class MODELREG_API Registry {
   // leads to them); Error(already_exists) when it exists and !overwrite (pass overwrite, the
   // CLI's --force, to replace it); Error(invalid_argument) for a directory.
   void check_output_path(const std::filesystem::path& file, bool overwrite) const;
+  // Writes `content` (a command's output, e.g. `predict -o`) to `file` as load_to_file writes: a
+  // temporary file of its own beside it, synced, moved into place only complete; never over one
+  // of this registry's files, and over an existing file only with overwrite (checked again at the
+  // move, so a file another command created meanwhile is never replaced).
+  void write_output_file(const std::filesystem::path& file, std::string_view content, bool overwrite) const;
   // Reads and verifies every chunk and the SHA-256 without keeping the bytes.
   void verify(const ModelRef& ref) const;
 

@@ -243,6 +243,18 @@ std::vector<std::size_t> class_indexes_of(Task task, std::span<const double> out
   return out;
 }
 
+std::vector<std::string> output_columns(Task task, const ClassLabels& classes) {
+  switch (task) {
+    case Task::binary: return {"probability", "label"};
+    case Task::regression: return {"prediction"};
+    case Task::multiclass: break;
+  }
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < classes.size(); ++i) out.push_back("probability_" + classes.text(i));
+  out.push_back("label");
+  return out;
+}
+
 std::vector<int> Model::predict(MatrixView x) const {
   const std::vector<double> p = predict_proba(x);
   const auto indexes = class_indexes_of(task(), p, n_outputs());

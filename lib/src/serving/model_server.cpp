@@ -19,9 +19,19 @@ Prediction ModelServer::predict(MatrixView rows) {
                 fmt::format("model '{}' is not ready: {}", watcher_.model_name(), watcher_.unready_reason()));
   }
   try {
+    const Model& model = *served->model;
     Prediction p;
-    p.probabilities = served->model->predict_proba(rows);
-    p.labels = labels_of(p.probabilities);
+    p.task = model.task();
+    p.rows = rows.rows();
+    std::vector<double> outputs = model.predict_outputs(rows);
+    if (p.task == Task::regression) {
+      p.values = std::move(outputs);
+    } else {
+      p.classes = model.classes();
+      const auto indexes = class_indexes_of(p.task, outputs, model.n_outputs());
+      p.labels.assign(indexes.begin(), indexes.end());
+      p.probabilities = std::move(outputs);
+    }
     p.version = served->version.id.number;
     return p;
   } catch (...) {

@@ -96,7 +96,17 @@ std::vector<std::int64_t> Registry::Impl::activation_stack(std::int64_t model_id
 }
 
 Transition Registry::promote(const ModelRef& ref, const PromoteOptions& options) {
-  if (options.require_better) check_key("metric", *options.require_better);
+  std::optional<MetricDirection> direction = options.direction;
+  if (options.require_better) {
+    check_key("metric", *options.require_better);
+    if (!direction) direction = known_direction(*options.require_better);
+    if (!direction) {
+      throw Error(Errc::invalid_argument,
+                  fmt::format("whether a higher or a lower '{}' is better is not known; say which "
+                              "(PromoteOptions::direction, or --higher-is-better / --lower-is-better)",
+                              *options.require_better));
+    }
+  }
   return impl_->write(fmt::format("promoting {}", ref.to_string()), options.actor, [&](const std::string& who) {
     const VersionRow target = impl_->require_row(ref);
     const std::string name = impl_->version_id_of(target.id).to_string();
@@ -116,11 +126,13 @@ Transition Registry::promote(const ModelRef& ref, const PromoteOptions& options)
                                                 name, m, ref.model(), current->number));
       }
       const auto incumbent = impl_->metric(current->id, m);
-      if (incumbent && *candidate < *incumbent) {
+      const bool lower = *direction == MetricDirection::lower_is_better;
+      if (incumbent && (lower ? *candidate > *incumbent : *candidate < *incumbent)) {
         throw Error(Errc::conflict,
-                    fmt::format("refusing to promote {}: {} {} is below the active {}@{}'s {} (promote without "
-                                "require_better to override)",
-                                name, m, *candidate, ref.model(), current->number, *incumbent));
+                    fmt::format("refusing to promote {}: {} {} is {} the active {}@{}'s {} ({} is better; promote "
+                                "without require_better to override)",
+                                name, m, *candidate, lower ? "above" : "below", ref.model(), current->number,
+                                *incumbent, lower ? "lower" : "higher"));
       }
     }
     impl_->check_activatable(target, "promote");

@@ -478,6 +478,7 @@ std::vector<MetricComparison> Registry::compare(const ModelRef& a, const ModelRe
     for (const auto& n : names) {
       MetricComparison c;
       c.metric = n;
+      c.direction = known_direction(n);
       if (auto it = va.metrics.find(n); it != va.metrics.end()) c.a = it->second;
       if (auto it = vb.metrics.find(n); it != vb.metrics.end()) c.b = it->second;
       out.push_back(std::move(c));
@@ -565,6 +566,25 @@ void Registry::load_to(const ModelRef& ref, std::ostream& out, const ProgressFn&
         },
         progress);
   });
+}
+
+void Registry::write_output_file(const std::filesystem::path& file, std::string_view content, bool overwrite) const {
+  check_output_path(file, overwrite);
+  const std::filesystem::path partial = detail::new_partial_file(file);
+  try {
+    std::FILE* f = std::fopen(partial.c_str(), "wb");
+    if (f == nullptr) throw Error(Errc::io_error, fmt::format("cannot write '{}': {}", file.string(), std::strerror(errno)));
+    const bool written = std::fwrite(content.data(), 1, content.size(), f) == content.size() && std::fflush(f) == 0 &&
+                         ::fsync(::fileno(f)) == 0;
+    const int err = errno;
+    std::fclose(f);
+    if (!written) throw Error(Errc::io_error, fmt::format("cannot write '{}': {}", file.string(), std::strerror(err)));
+    detail::publish_file(partial, file, overwrite);
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove(partial, ec);
+    throw;
+  }
 }
 
 void Registry::check_output_path(const std::filesystem::path& file, bool overwrite) const {

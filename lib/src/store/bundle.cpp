@@ -197,12 +197,18 @@ std::int64_t integer_field(const json& object, const std::string& key) {
   return v.get<std::int64_t>();
 }
 
-std::vector<double> numbers_field(const json& object, const std::string& key) {
+// An array of numbers; with `missing_as_nan`, a null element is a missing value (NaN), as JSON
+// writes a NaN (a probe row of a model that routes missing values).
+std::vector<double> numbers_field(const json& object, const std::string& key, bool missing_as_nan = false) {
   const json& v = member(object, key);
   if (!v.is_array()) throw BadField{key};
   std::vector<double> out;
   out.reserve(v.size());
   for (const auto& x : v) {
+    if (missing_as_nan && x.is_null()) {
+      out.push_back(std::numeric_limits<double>::quiet_NaN());
+      continue;
+    }
     if (!x.is_number()) throw BadField{key};
     out.push_back(x.get<double>());
   }
@@ -532,7 +538,7 @@ BundleVersion BundleFile::parse_version(std::string model, std::int64_t number, 
     }
     if (const auto it = m.find("probe"); it != m.end() && !it->is_null()) {
       const std::int64_t n_features = integer_field(*it, "n_features");
-      std::vector<double> inputs = numbers_field(*it, "inputs");
+      std::vector<double> inputs = numbers_field(*it, "inputs", true);
       std::vector<double> outputs = numbers_field(*it, "outputs");
       const std::uint64_t per_row = bv.task ? bv.task->n_outputs() : 1;
       const std::uint64_t rows =

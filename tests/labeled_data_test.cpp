@@ -309,3 +309,22 @@ TEST_CASE("the split stratifies every class of a multiclass target, and splits r
   CHECK(parts.test.task == Task::regression);
   CHECK(parts.test.values.size() == 25);
 }
+
+TEST_CASE("many distinct whole numbers are not taken for classes: the task must be said") {
+  std::string text = "x,y\n";
+  for (int i = 0; i < 60; ++i) text += fmt::format("{},{}\n", i, i * 7);
+  std::istringstream in(text);
+  try {
+    (void)read_csv(in, "counts.csv", CsvReadOptions{"y"});
+    FAIL("60 whole-number labels were taken as classes");
+  } catch (const Error& e) {
+    CHECK(e.code() == Errc::invalid_argument);
+    CHECK(std::string(e.what()).find("--task regression") != std::string::npos);
+  }
+  std::istringstream again(text);
+  CsvReadOptions as_values{"y"};
+  as_values.task = Task::regression;
+  const LabeledData d = read_csv(again, "counts.csv", as_values);
+  CHECK(d.task == Task::regression);
+  CHECK(d.values[59] == 413);
+}

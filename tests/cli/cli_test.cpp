@@ -528,13 +528,13 @@ TEST_CASE_FIXTURE(Cli, "train infers multiclass from named labels, and --task re
   CHECK(ok({"train", "zoo", "--csv", animals_csv.string(), "--target", "animal", "--type", "logistic_regression"})
             .out.find("(multiclass)") != std::string::npos);
 
-  // Counts: whole numbers are class labels unless the task says regression.
+  // Counts: many distinct whole numbers are neither taken for classes nor for a quantity unasked.
   modelreg::LabeledData counts = modelreg::make_regression({.rows = 300, .features = 4, .informative = 3, .seed = 2});
   for (double& t : counts.values) t = std::round(t);
   const auto counts_csv = dir / "counts.csv";
   modelreg::write_csv(counts, counts_csv);
   refused({"train", "visits", "--csv", counts_csv.string(), "--target", "target", "--type", "linear_regression"}, 1,
-          "set the task to regression");
+          "say whether it is a quantity (--task regression)");
   auto r = ok({"--json", "train", "visits", "--csv", counts_csv.string(), "--target", "target", "--type",
                "linear_regression", "--task", "regression"})
                .parsed();

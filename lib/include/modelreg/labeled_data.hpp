@@ -44,6 +44,9 @@ MODELREG_API ColumnMatch match_columns(std::span<const std::string> columns, std
 
 // The most classes a classification target may have (CSV reading and every trainer refuse more).
 inline constexpr std::size_t kMaxClasses = 1000;
+// Inferring the task, a target of more distinct whole numbers than this is not taken for classes
+// (nor for a quantity): read_csv asks for the task to be given.
+inline constexpr std::size_t kMaxInferredIntegerClasses = 50;
 
 struct MODELREG_API LabeledData {
   std::vector<std::string> feature_names;  // one per column of x
@@ -155,7 +158,8 @@ struct MODELREG_API CsvReadOptions {
 // The target column. Labels are integers or text; the classes are the distinct labels, sorted
 // (integers by value, text by bytes). Without options.task the task is inferred: every cell a
 // finite number with a fraction → regression; else 2 distinct labels → binary, 3 to kMaxClasses
-// → multiclass. A single label is binary when it is 0 or 1 (rows of one class of a 0/1 target),
+// → multiclass, except more than kMaxInferredIntegerClasses distinct whole numbers, which is an
+// error asking for the task (a count or a price is not a class). A single label is binary when it is 0 or 1 (rows of one class of a 0/1 target),
 // else an error. With options.task the cells must suit it: regression needs numbers (integers
 // too), binary exactly 2 labels (or only 0 or only 1), multiclass 3 to kMaxClasses. A cell is an
 // integer label when it is a whole number below 2^53 in magnitude ("2.0" is the label 2), and

@@ -504,6 +504,13 @@ void read_target(LabeledData& data, const std::vector<TargetCell>& cells, const 
   if (n > 0 && k < 2) {
     fail(cells[0].line, fmt::format("every label is '{}'; a classifier needs at least two classes", cells[0].text));
   }
+  // Many distinct whole numbers are more often a quantity (a count, a price in cents) than
+  // classes: a guess either way could train the wrong kind of model, so the caller must say.
+  if (!task && classes.are_integers() && k > kMaxInferredIntegerClasses) {
+    fail(0, fmt::format("the target holds {} distinct whole numbers; say whether it is a quantity (--task "
+                        "regression) or {} classes (--task multiclass)",
+                        k, k));
+  }
   const Task inferred = k <= 2 ? Task::binary : Task::multiclass;
   if (task == Task::binary && k > 2) {
     fail(0, fmt::format("a binary target has 2 classes, this one {} ({})", k, quoted_list(classes.texts())));

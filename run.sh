@@ -25,6 +25,8 @@ PACKAGES=(
   libsqlitecpp-dev libsqlite3-dev sqlite3
   libboost-serialization-dev libzstd-dev zstd libfmt-dev libssl-dev libxxhash-dev
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev doctest-dev
+  # Tests that produce models with scikit-learn and XGBoost at test time, through /usr/bin/python3.
+  python3-numpy python3-sklearn python3-xgboost
 )
 DEEP_PACKAGES=(clang libclang-rt-14-dev)  # the fuzz targets: clang and its libFuzzer runtime
 
@@ -76,7 +78,7 @@ run_tests() {
   # shellcheck disable=SC2046 # one target a line
   ninja -C build/ci -j"$(nproc)" $(targets_but_benchmarks build/ci)
   log "tests"
-  meson test -C build/ci --no-rebuild --print-errorlogs --num-processes "$(nproc)"
+  MODELREG_REQUIRE_PYTHON_DEPS=1 meson test -C build/ci --no-rebuild --print-errorlogs --num-processes "$(nproc)"
 }
 
 run_deep() {

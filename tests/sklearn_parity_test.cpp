@@ -53,6 +53,7 @@ struct Score {
 
 TEST_CASE("multiclass and regression trainers score within 0.03 of scikit-learn on data sets they were not tuned on") {
   if (!sklearn_available()) {
+    if (test::python_deps_required()) FAIL("/usr/bin/python3 cannot import sklearn and numpy");
     MESSAGE("skipped: /usr/bin/python3 cannot import sklearn and numpy (apt install python3-sklearn)");
     return;
   }

@@ -145,4 +145,9 @@ inline std::string dump(const std::filesystem::path& db) {
   return out;
 }
 
+// Tests that need Python packages (scikit-learn, XGBoost through /usr/bin/python3) pass with a
+// message when they are missing, except under ./run.sh test, which installs them and sets
+// MODELREG_REQUIRE_PYTHON_DEPS: there a missing package is a failure, never a silent skip.
+inline bool python_deps_required() { return std::getenv("MODELREG_REQUIRE_PYTHON_DEPS") != nullptr; }
+
 }  // namespace test

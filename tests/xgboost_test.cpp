@@ -80,6 +80,7 @@ const test::TempDir* generated() {
 #define REQUIRE_XGBOOST(dir)                                                                       \
   const test::TempDir* dir = generated();                                                          \
   if (dir == nullptr) {                                                                            \
+    if (test::python_deps_required()) FAIL("/usr/bin/python3 cannot import xgboost");                \
     MESSAGE("skipped: /usr/bin/python3 cannot import xgboost (install python3-xgboost)");          \
     return;                                                                                        \
   }

@@ -74,6 +74,7 @@ with open(out + "/probe.csv", "w") as f:
 TEST_CASE_FIXTURE(ImportCli, "import-model registers an XGBoost file with its metadata and probe rows, and predict "
                              "scores it; refusals exit 1 and change nothing") {
   if (!make_models()) {
+    if (test::python_deps_required()) FAIL("/usr/bin/python3 cannot import xgboost");
     MESSAGE("skipped: /usr/bin/python3 cannot import xgboost (install python3-xgboost)");
     return;
   }

@@ -3,7 +3,9 @@
 // is trained here with /usr/bin/python3 (python3-xgboost); without it the test says so and passes.
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <cstdlib>
+#include <thread>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -12,6 +14,7 @@
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "modelreg/checksum.hpp"
@@ -58,6 +61,7 @@ y = (np.nan_to_num(x[:, 0]) - np.nan_to_num(x[:, 2]) > 0).astype(float)
 d = xgb.DMatrix(x, label=y, missing=np.nan, feature_names=["a", "b", "c", "d"])
 xgb.train({"objective": "binary:logistic", "max_depth": 3}, d, 5).save_model(out + "/model.json")
 xgb.train({"booster": "dart", "objective": "binary:logistic"}, d, 2).save_model(out + "/dart.json")
+xgb.train({"objective": "binary:logistic", "max_depth": 2, "eta": 0.1}, d, 3).save_model(out + "/model2.ubj")
 with open(out + "/probe.csv", "w") as f:
     f.write("y,d,c,b,a\n")
     for row, label in zip(x[:20], y[:20]):
@@ -128,4 +132,51 @@ TEST_CASE_FIXTURE(ImportCli, "import-model registers an XGBoost file with its me
   r = run({"import-model", "other"});
   CHECK(r.status == 2);
   CHECK(test::dump(db) == before);
+}
+
+TEST_CASE_FIXTURE(ImportCli, "modelreg serve scores an imported XGBoost model, routes missing values, and hot-swaps to "
+                             "another import") {
+  if (!make_models()) {
+    if (test::python_deps_required()) FAIL("/usr/bin/python3 cannot import xgboost");
+    MESSAGE("skipped: /usr/bin/python3 cannot import xgboost (install python3-xgboost)");
+    return;
+  }
+  REQUIRE(run({"import-model", "risk", "--xgboost", (dir / "model.json").string()}).status == 0);
+  REQUIRE(run({"import-model", "risk", "--xgboost", (dir / "model2.ubj").string()}).status == 0);
+  REQUIRE(run({"promote", "risk@1"}).status == 0);
+  // The same rows through `modelreg predict` (empty cells missing) and through the server (nulls).
+  std::ofstream(dir / "rows.csv") << "a,b,c,d\n0.5,,-1.0,\n,,,\n-0.3,0.2,0.9,1.5\n";
+  const Result predicted = run({"--json", "predict", "risk@1", "--csv", (dir / "rows.csv").string()});
+  REQUIRE(predicted.status == 0);
+  const json expected = json::parse(predicted.out)["probabilities"];
+  REQUIRE(expected.size() == 3);
+
+  test::ServerProcess server(db, "risk", dir / "serve.log");
+  httplib::Client c("127.0.0.1", server.port());
+  const json body = {{"inputs", json::array({{{"name", "input"}, {"shape", {3, 4}}, {"datatype", "FP64"},
+                                              {"data", {0.5, nullptr, -1.0, nullptr, nullptr, nullptr, nullptr, nullptr,
+                                                        -0.3, 0.2, 0.9, 1.5}}}})}};
+  auto infer = [&] {
+    auto r = c.Post("/v2/models/risk/infer", body.dump(), "application/json");
+    REQUIRE(r);
+    INFO(r->body);
+    REQUIRE(r->status == 200);
+    return json::parse(r->body);
+  };
+  const json first = infer();
+  CHECK(first["model_version"] == "1");
+  const json& p = first["outputs"][1];
+  CHECK(p["name"] == "probability");
+  for (std::size_t i = 0; i < 3; ++i) CHECK(p["data"][i].get<double>() == expected[i].get<double>());
+
+  // Promote the other import: the server follows it without a failed request.
+  REQUIRE(run({"promote", "risk@2"}).status == 0);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  json answer = infer();
+  while (answer["model_version"] != "2" && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    answer = infer();
+  }
+  CHECK(answer["model_version"] == "2");
+  CHECK(answer["outputs"][1]["data"][0].get<double>() != p["data"][0].get<double>());
 }

@@ -16,6 +16,7 @@ from ._errors import (AlreadyExists, Busy, Conflict, Corruption, Error, Incompat
 from ._model import Model
 from ._registry import Registry
 from ._server import ModelServer
+from ._training import evaluate, known_direction, train
 from ._version import Version
 
 
@@ -35,5 +36,5 @@ __all__ = [
     "Registry", "Version", "Model", "ModelServer",
     "Error", "NotFound", "AlreadyExists", "InvalidArgument", "Corruption", "ValidationFailed", "Conflict",
     "Busy", "IoError", "Incompatible",
-    "read_signing_key", "create_signing_key",
+    "train", "evaluate", "known_direction", "read_signing_key", "create_signing_key",
 ]

@@ -2,6 +2,7 @@
 // reader. Inputs arrive as C-contiguous float64 arrays (python/modelreg/_input.py makes them);
 // prediction runs with the GIL released into an output array allocated before.
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <span>
 #include <string>
@@ -14,6 +15,9 @@
 
 #include "bindings.hpp"
 #include "modelreg/error.hpp"
+#include "modelreg/labeled_data.hpp"
+#include "modelreg/metrics.hpp"
+#include "modelreg/training.hpp"
 #include "modelreg/xgboost.hpp"
 #include "native_model.hpp"
 
@@ -77,6 +81,64 @@ py::tuple read_xgboost(const py::bytes& file) {
   return py::make_tuple(std::move(native), std::move(info));
 }
 
+// Rows with a target, as the pure-Python layer shapes them (python/modelreg/_training.py):
+// classification — class indexes into `classes`; regression — values.
+LabeledData labeled_data(const InputArray& x, const std::string& task, const py::object& classes,
+                         const py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>& y,
+                         const py::array_t<double, py::array::c_style | py::array::forcecast>& values,
+                         std::vector<std::string> feature_names) {
+  const MatrixView rows = view_of(x);
+  LabeledData data;
+  data.task = parse_task(task);
+  data.x = Matrix(std::vector<double>(rows.data(), rows.data() + rows.size()), rows.cols());
+  if (feature_names.empty()) {
+    for (std::size_t i = 0; i < rows.cols(); ++i) feature_names.push_back("f" + std::to_string(i));
+  }
+  data.feature_names = std::move(feature_names);
+  if (data.task == Task::regression) {
+    data.classes = ClassLabels();
+    data.values.assign(values.data(), values.data() + values.size());
+  } else {
+    if (py::isinstance<py::list>(classes) && !py::cast<py::list>(classes).empty() &&
+        py::isinstance<py::str>(py::cast<py::list>(classes)[0])) {
+      data.classes = ClassLabels::strings(classes.cast<std::vector<std::string>>());
+    } else {
+      data.classes = ClassLabels::integers(classes.cast<std::vector<std::int64_t>>());
+    }
+    data.y.reserve(static_cast<std::size_t>(y.size()));
+    for (py::ssize_t i = 0; i < y.size(); ++i) data.y.push_back(static_cast<int>(y.data()[i]));
+  }
+  return data;
+}
+
+std::shared_ptr<NativeModel> train(const std::string& type, const InputArray& x, const std::string& task,
+                                   const py::object& classes,
+                                   const py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>& y,
+                                   const py::array_t<double, py::array::c_style | py::array::forcecast>& values,
+                                   const std::map<std::string, std::string>& params,
+                                   std::vector<std::string> feature_names) {
+  LabeledData data = labeled_data(x, task, classes, y, values, std::move(feature_names));
+  auto native = std::make_shared<NativeModel>();
+  native->feature_names = data.feature_names;
+  {
+    py::gil_scoped_release release;
+    data.check();
+    native->model = std::shared_ptr<const Model>(train_model(type, data, params));
+  }
+  return native;
+}
+
+std::map<std::string, double> evaluate_on(const NativeModel& native, const InputArray& x, const std::string& task,
+                                          const py::object& classes,
+                                          const py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>& y,
+                                          const py::array_t<double, py::array::c_style | py::array::forcecast>& values) {
+  const Model& model = model_of(native);
+  LabeledData data = labeled_data(x, task, classes, y, values, native.feature_names);
+  py::gil_scoped_release release;
+  data.check();
+  return evaluate(model, data).metrics;
+}
+
 }  // namespace
 
 void bind_model(py::module_& m) {
@@ -96,6 +158,17 @@ void bind_model(py::module_& m) {
       .def_readonly("feature_names", &NativeModel::feature_names)
       .def("predict", &predict, py::arg("x"),
            "(outputs[rows, n_outputs], class indexes or None) for a C-contiguous float64 batch.");
+  using namespace pybind11::literals;
+  m.def("train", &train, "type"_a, "x"_a, "task"_a, "classes"_a, "y"_a, "values"_a, "params"_a, "feature_names"_a,
+        "A built-in model type trained on rows with a target (training.hpp).");
+  m.def("evaluate", &evaluate_on, "model"_a, "x"_a, "task"_a, "classes"_a, "y"_a, "values"_a,
+        "The metric set of the model's task on rows with a target (metrics.hpp).");
+  m.def("built_in_model_types", &built_in_model_types);
+  m.def("known_direction", [](const std::string& metric) -> py::object {
+    const auto direction = known_direction(metric);
+    if (!direction) return py::none();
+    return py::str(*direction == MetricDirection::higher_is_better ? "higher_is_better" : "lower_is_better");
+  });
   m.def("read_xgboost", &read_xgboost, py::arg("file"),
         "(NativeModel, info) from the bytes of an XGBoost model file (JSON or UBJSON).");
 }

@@ -22,6 +22,7 @@ PUBLIC = {
     "gradient_boosted_trees.hpp": "models", "training.hpp": "models", "model_archive.hpp": "models",
     "model_serialization.hpp": "models", "labeled_data.hpp": "models", "metrics.hpp": "models",
     "hyperparameters.hpp": "models", "xgboost.hpp": "models", "linear_regression.hpp": "models",
+    "sklearn.hpp": "models",
     "checksum.hpp": "store", "metadata.hpp": "store", "model_ref.hpp": "store", "registry.hpp": "store",
     "signing.hpp": "store", "training_run.hpp": "store",
     "xgboost_import.hpp": "store",

@@ -537,6 +537,8 @@ class HttpFrontEnd {
             {"poll_errors", s.watcher.poll_errors},
             {"database_problem", json_or_null(s.watcher.database_problem)},
             {"database_reopens", s.watcher.reopens},
+            {"change_notifications", s.watcher.change_notifications},
+            {"change_wakeups", s.watcher.wakeups},
             {"connections_open", metrics_.connections.load()},
             {"requests_refused", metrics_.refused.load()},
             {"body_bytes_held", budget_ ? budget_->used() : 0},
@@ -588,6 +590,8 @@ class HttpFrontEnd {
     gauge("modelreg_last_load_seconds", "Load and validation time of the serving version.", "gauge",
           s.watcher.last_load_seconds);
     gauge("modelreg_polls_total", "Polls of the database.", "counter", s.watcher.polls);
+    gauge("modelreg_change_wakeups_total", "Polls started at once by a change of the database's files.", "counter",
+          s.watcher.wakeups);
     gauge("modelreg_poll_errors_total", "Polls that failed.", "counter", s.watcher.poll_errors);
     gauge("modelreg_uptime_seconds", "Seconds since the server started.", "gauge", s.uptime_seconds);
     gauge("modelreg_database_reopens_total", "Database files replaced at the path and reopened.", "counter",

@@ -232,6 +232,51 @@ TEST_CASE_FIXTURE(Fixture, "the background thread picks up a promotion within a 
   CHECK(w.status().polls >= 1);
 }
 
+TEST_CASE_FIXTURE(Fixture, "a promotion wakes the watcher at once, without waiting for the poll interval") {
+  versions(2);
+  reg.promote(ModelRef::parse("fraud@1"));
+  WatcherOptions o;
+  o.poll_interval = std::chrono::minutes(10);  // only a change notification can make it poll again
+  ActiveWatcher w(db, "fraud", o);
+  auto serving = [&](std::int64_t number, std::chrono::seconds within) {
+    const auto deadline = std::chrono::steady_clock::now() + within;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (const auto c = w.current(); c && c->version.id.number == number) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    return false;
+  };
+  REQUIRE(serving(1, std::chrono::seconds(20)));  // the first poll, at start
+  if (!w.status().change_notifications) {
+    MESSAGE("skipped: this file system gives no inotify events; the watcher polls");
+    return;
+  }
+  reg.promote(ModelRef::parse("fraud@2"));
+  CHECK(serving(2, std::chrono::seconds(20)));
+  CHECK(w.status().wakeups >= 1);
+  reg.rollback("fraud");
+  CHECK(serving(1, std::chrono::seconds(20)));
+}
+
+TEST_CASE_FIXTURE(Fixture, "without change notifications a promotion waits for the poll interval") {
+  versions(2);
+  reg.promote(ModelRef::parse("fraud@1"));
+  WatcherOptions o;
+  o.poll_interval = std::chrono::minutes(10);
+  o.notify_changes = false;
+  ActiveWatcher w(db, "fraud", o);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (!w.ready() && std::chrono::steady_clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  REQUIRE(w.ready());
+  CHECK_FALSE(w.status().change_notifications);
+  reg.promote(ModelRef::parse("fraud@2"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  CHECK(w.current()->version.id.number == 1);  // still: the next poll is minutes away
+  CHECK(w.poll_now());
+  CHECK(w.current()->version.id.number == 2);
+  CHECK(w.status().wakeups == 0);
+}
+
 TEST_CASE_FIXTURE(Fixture, "a watcher refuses a missing database and a bad model name") {
   CHECK(code_of([&] { ActiveWatcher w(dir / "missing.db", "fraud", manual()); }) == Errc::not_found);
   CHECK(code_of([&] { ActiveWatcher w(db, "bad name", manual()); }) == Errc::invalid_argument);

@@ -1,7 +1,8 @@
 // modelreg/active_watcher.hpp — follow a model's active version and hot-swap to it.
 //
 // An ActiveWatcher owns its own read-only connection to the registry and polls PRAGMA
-// data_version (no I/O when nothing changed). Only when another connection has committed does it
+// data_version (no I/O when nothing changed) every poll interval, and at once when the database's
+// files change (inotify; WatcherOptions::notify_changes). Only when another connection has committed does it
 // read the model's active version; a new one is loaded and validated on the watcher's thread —
 // never on a request thread — and then published with one pointer swap. Requests take current()
 // — a shared_ptr copy under a mutex held for one reference-count increment, never across a load —
@@ -64,6 +65,11 @@ struct MODELREG_API WatcherOptions {
   // Poll on a background thread (default). false: no thread; the owner calls poll_now() — the
   // seam tests use to drive the watcher without sleeping.
   bool background = true;
+  // With a background thread: also poll as soon as the database's files change (inotify on its
+  // directory: a commit writes the -wal file), so a promotion is served after its load, not after
+  // up to a poll interval. The interval stays as the fallback (file systems without inotify, lost
+  // events). Default: on.
+  bool notify_changes = true;
   // The clock for backoff decisions. Default: steady_clock. Tests inject one.
   std::function<std::chrono::steady_clock::time_point()> clock{};
   // Receives one line per swap and per failed load. Default: none.
@@ -87,6 +93,8 @@ struct MODELREG_API WatcherStatus {
   // "the database file /srv/r.db is gone (deleted or moved away) ...". Cleared once it is back.
   std::optional<std::string> database_problem;
   std::uint64_t reopens = 0;                    // database files replaced at the path and reopened
+  bool change_notifications = false;            // woken by file changes (inotify); false: polling only
+  std::uint64_t wakeups = 0;                    // polls started by a change notification
   double last_load_seconds = 0;                 // of the last successful load
 };
 

@@ -6,6 +6,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
 #include <condition_variable>
 #include <mutex>
@@ -16,6 +17,7 @@
 
 #include "modelreg/time_format.hpp"
 #include "modelreg/registry.hpp"
+#include "serving/change_notifier.hpp"
 
 namespace modelreg {
 
@@ -81,9 +83,11 @@ struct __attribute__((visibility("hidden"))) ActiveWatcher::Impl {
   mutable std::mutex status_mutex;  // protects status
   WatcherStatus status;
 
-  std::mutex stop_mutex;  // protects stopping
+  std::mutex stop_mutex;  // protects stopping and changed
   std::condition_variable stop_cv;
   bool stopping = false;
+  bool changed = false;  // the database's files changed since the last poll began
+  std::unique_ptr<detail::ChangeNotifier::Subscription> changes;
   std::thread thread;
 
   Impl(const std::filesystem::path& db, std::string m, WatcherOptions o)
@@ -261,13 +265,37 @@ struct __attribute__((visibility("hidden"))) ActiveWatcher::Impl {
   }
 
   void run() {
+    // A change notification comes when a writer writes the -wal file, which can be just before
+    // its commit is visible to readers (the wal-index in -shm is updated after, through shared
+    // memory, which makes no event). So a notified poll is followed by a few more, close behind.
+    static constexpr std::chrono::milliseconds kFollowUps[] = {std::chrono::milliseconds(2),
+                                                               std::chrono::milliseconds(10),
+                                                               std::chrono::milliseconds(50)};
+    std::size_t follow_ups = 0;  // of kFollowUps still to come
     std::unique_lock lock(stop_mutex);
     while (!stopping) {
       lock.unlock();
       poll();
       lock.lock();
-      stop_cv.wait_for(lock, options.poll_interval, [&] { return stopping; });
+      const auto wait = follow_ups > 0 ? std::min(options.poll_interval, kFollowUps[std::size(kFollowUps) - follow_ups])
+                                       : options.poll_interval;
+      if (follow_ups > 0) --follow_ups;
+      const bool woken = stop_cv.wait_for(lock, wait, [&] { return stopping || changed; });
+      if (woken && changed && !stopping) {
+        std::lock_guard status_lock(status_mutex);
+        ++status.wakeups;
+        follow_ups = std::size(kFollowUps);
+      }
+      changed = false;
     }
+  }
+
+  void on_change() {
+    {
+      std::lock_guard lock(stop_mutex);
+      changed = true;
+    }
+    stop_cv.notify_all();
   }
 };
 
@@ -276,10 +304,18 @@ ActiveWatcher::ActiveWatcher(const std::filesystem::path& db, std::string model,
   if (impl_->options.poll_interval < std::chrono::milliseconds(1)) {
     throw Error(Errc::invalid_argument, "the poll interval must be at least 1 ms");
   }
-  if (impl_->options.background) impl_->thread = std::thread([this] { impl_->run(); });
+  if (impl_->options.background) {
+    if (impl_->options.notify_changes) {
+      impl_->changes = detail::ChangeNotifier::instance().subscribe(impl_->db_path, [this] { impl_->on_change(); });
+      std::lock_guard lock(impl_->status_mutex);
+      impl_->status.change_notifications = impl_->changes->active();
+    }
+    impl_->thread = std::thread([this] { impl_->run(); });
+  }
 }
 
 ActiveWatcher::~ActiveWatcher() {
+  impl_->changes.reset();  // no callback runs after this
   if (impl_->thread.joinable()) {
     {
       std::lock_guard lock(impl_->stop_mutex);

@@ -90,12 +90,13 @@ int cmd_list(const Globals& g, const ListArgs& a) {
       if (metrics.size() < 6) add_metric(m);
     }
   }
-  std::vector<std::string> header = {"VERSION", "LABEL", "STATUS"};
+  std::vector<std::string> header = {"VERSION", "LABEL", "ALIASES", "STATUS"};
   for (const auto& m : metrics) header.push_back(m);
   header.insert(header.end(), {"SIZE", "CREATED", "BY"});
   Table t(header);
   for (const auto& v : versions) {
     std::vector<std::string> row = {fmt::format("{}{}", v.active ? "* " : "  ", v.ref_string()), v.label.value_or("-"),
+                                    v.aliases.empty() ? "-" : fmt::format("{}", fmt::join(v.aliases, ",")),
                                     status_word(v)};
     for (const auto& m : metrics) {
       auto it = v.metrics.find(m);
@@ -143,6 +144,7 @@ int cmd_show(const Globals& g, const std::string& ref_text) {
                                           fmt::join(v.task->classes.texts(), ", "))});
   }
   meta.add({"  status", status_word(v)});
+  if (!v.aliases.empty()) meta.add({"  aliases", fmt::format("{}", fmt::join(v.aliases, ", "))});
   meta.add({"  created", fmt::format("{} by {}", v.created_at, v.created_by)});
   meta.add({"  size", fmt::format("{} raw, {} stored ({:.2f}x, {}{}, {} chunk{})", human_bytes(v.blob.raw_size),
                                   human_bytes(v.blob.stored_size), v.blob.ratio(), v.blob.codec,
@@ -197,7 +199,8 @@ int cmd_show(const Globals& g, const std::string& ref_text) {
     Table t({"", "", "", "", ""});
     for (const auto& e : events) {
       std::string what(to_string(e.kind));
-      if (e.kind == EventKind::promote || e.kind == EventKind::rollback) {
+      if (e.alias) {
+        if (*e.alias != "active") what += " " + *e.alias;
         what += fmt::format(" {} -> {}", number_or_dash(e.from_version), number_or_dash(e.to_version));
       }
       t.add({"  " + e.at, what, "by " + e.actor, e.reason, e.details});
@@ -266,10 +269,10 @@ int cmd_history(const Globals& g, const std::string& name) {
     print_json(out);
     return 0;
   }
-  Table t({"AT", "EVENT", "VERSION", "FROM", "TO", "ACTOR", "REASON"});
+  Table t({"AT", "EVENT", "ALIAS", "VERSION", "FROM", "TO", "ACTOR", "REASON"});
   for (const auto& e : events) {
-    t.add({e.at, std::string(to_string(e.kind)), number_or_dash(e.version), number_or_dash(e.from_version), number_or_dash(e.to_version), e.actor,
-           e.reason.empty() ? e.details : e.reason});
+    t.add({e.at, std::string(to_string(e.kind)), e.alias.value_or("-"), number_or_dash(e.version),
+           number_or_dash(e.from_version), number_or_dash(e.to_version), e.actor, e.reason.empty() ? e.details : e.reason});
   }
   t.print();
   return 0;

@@ -2,7 +2,7 @@
 // declares its arguments and options and, when it is the one chosen, sets what main runs.
 // Defined by area:
 //   catalog_commands.cpp    list, show, compare, history, lineage, sql (reading)
-//   lifecycle_commands.cpp  promote, rollback, archive, unarchive, delete, tag, gc, sign, keygen
+//   lifecycle_commands.cpp  promote, alias, rollback, archive, unarchive, delete, tag, gc, sign, keygen
 //   transfer_commands.cpp   init, migrate, register, get, export, import, verify
 //   model_commands.cpp      train, predict
 //   import_command.cpp      import-model
@@ -73,6 +73,7 @@ void add_lineage_command(CLI::App& app, Globals& g);
 void add_sql_command(CLI::App& app, Globals& g);
 
 void add_promote_command(CLI::App& app, Globals& g);
+void add_alias_command(CLI::App& app, Globals& g);
 void add_rollback_command(CLI::App& app, Globals& g);
 void add_archive_command(CLI::App& app, Globals& g);
 void add_unarchive_command(CLI::App& app, Globals& g);

@@ -1,5 +1,5 @@
-// The commands that change versions or keys: promote, rollback, archive, unarchive, delete, tag,
-// gc, sign, keygen.
+// The commands that change versions or keys: promote, alias (set, remove, list), rollback, archive,
+// unarchive, delete, tag, gc, sign, keygen.
 #include <algorithm>
 #include <map>
 #include <optional>
@@ -21,28 +21,16 @@ namespace {
 
 using nlohmann::json;
 
-int print_transition(const Globals& g, const Transition& t, std::string_view verb) {
-  if (g.json) {
-    print_json(to_json(t));
-  } else if (t.from_version && *t.from_version == t.to_version) {
-    print_text("{}@{} is already the active version\n", t.model, t.to_version);
-  } else {
-    print_text("{} {}: {}@{} is now active (was {})\n", verb, t.model, t.model, t.to_version,
-               t.from_version ? fmt::format("{}@{}", t.model, *t.from_version) : "none");
-  }
-  return 0;
-}
-
+// promote and `alias set`: a version, where it goes, the guard.
 struct PromoteArgs {
   std::string ref, reason;
+  std::string alias = "active";
   std::optional<std::string> require_better;  // given, even empty: the guard is on
   bool higher_is_better = false, lower_is_better = false;
 };
 
-int cmd_promote(const Globals& g, const PromoteArgs& a) {
-  const ModelRef ref = parse_ref(a.ref);
-  Registry r = open_registry(g, false);
-  PromoteOptions o{a.reason, actor_of(g), std::nullopt};
+AliasOptions alias_options(const Globals& g, const PromoteArgs& a) {
+  AliasOptions o{a.reason, actor_of(g), std::nullopt};
   if (a.require_better) {
     if (a.require_better->empty()) {
       throw UsageError("--require-better needs a metric name, e.g. --require-better f1 (an empty one would disable "
@@ -56,19 +44,90 @@ int cmd_promote(const Globals& g, const PromoteArgs& a) {
     throw UsageError("--higher-is-better and --lower-is-better say which way --require-better's metric improves; "
                      "give --require-better METRIC too");
   }
-  return print_transition(g, r.promote(ref, o), "promoted");
+  return o;
+}
+
+void add_guard_options(CLI::App* cmd, PromoteArgs* a, std::string_view what) {
+  cmd->add_option("--reason", a->reason, "Why (recorded in the audit log)");
+  cmd->add_option("--require-better", a->require_better,
+                  fmt::format("Refuse unless this metric is at least as good as {}'s (known metrics: f1, accuracy, "
+                              "auc, r2 higher; rmse, mae, log_loss lower is better)",
+                              what));
+  auto* higher = cmd->add_flag("--higher-is-better", a->higher_is_better, "--require-better's metric: higher wins");
+  cmd->add_flag("--lower-is-better", a->lower_is_better, "--require-better's metric: lower wins (rmse, a custom loss)")
+      ->excludes(higher);
+}
+
+int cmd_promote(const Globals& g, const PromoteArgs& a) {
+  const ModelRef ref = parse_ref(a.ref);
+  const AliasOptions o = alias_options(g, a);
+  Registry r = open_registry(g, false);
+  print_transition(r.promote(ref, o), "promoted", g.json);
+  return 0;
+}
+
+int cmd_alias_set(const Globals& g, const PromoteArgs& a) {
+  const ModelRef ref = parse_ref(a.ref);
+  if (!is_valid_alias(a.alias)) {
+    throw UsageError(fmt::format("'{}' is not a valid alias: it must match [A-Za-z][A-Za-z0-9_.+-]{{0,63}} and not be "
+                                 "'latest'",
+                                 a.alias));
+  }
+  const AliasOptions o = alias_options(g, a);
+  Registry r = open_registry(g, false);
+  print_transition(r.set_alias(ref, a.alias, o), is_active_alias(a.alias) ? "promoted" : "set", g.json);
+  return 0;
+}
+
+struct AliasRemoveArgs {
+  std::string name, alias, reason;
+};
+
+int cmd_alias_remove(const Globals& g, const AliasRemoveArgs& a) {
+  if (!is_valid_model_name(a.name)) throw UsageError(fmt::format("'{}' is not a valid model name", a.name));
+  if (!is_valid_alias(a.alias)) throw UsageError(fmt::format("'{}' is not a valid alias", a.alias));
+  Registry r = open_registry(g, false);
+  const std::int64_t was = r.remove_alias(a.name, a.alias, Change{a.reason, actor_of(g)});
+  if (g.json) {
+    print_json({{"model", a.name}, {"alias", a.alias}, {"removed", true}, {"from_version", was}});
+  } else {
+    print_text("removed {}@{} (it pointed at {}@{})\n", a.name, a.alias, a.name, was);
+  }
+  return 0;
+}
+
+int cmd_alias_list(const Globals& g, const std::string& name) {
+  if (!name.empty() && !is_valid_model_name(name)) throw UsageError(fmt::format("'{}' is not a valid model name", name));
+  Registry r = open_registry(g, false);
+  const std::vector<Alias> list = name.empty() ? r.aliases() : r.aliases(name);
+  if (g.json) {
+    json out = json::array();
+    for (const auto& a : list) out.push_back(to_json(a));
+    print_json(out);
+    return 0;
+  }
+  if (list.empty()) {
+    print_text("{} no aliases\n", name.empty() ? std::string("the registry has") : fmt::format("'{}' has", name));
+    return 0;
+  }
+  Table t({"ALIAS", "VERSION", "SET", "BY"});
+  for (const auto& a : list) t.add({a.ref_string(), fmt::format("{}@{}", a.model, a.version), a.set_at, a.set_by});
+  t.print();
+  return 0;
 }
 
 struct RollbackArgs {
-  std::string name, to, reason;
+  std::string name, to, reason, alias = "active";
 };
 
 int cmd_rollback(const Globals& g, const RollbackArgs& a) {
   if (!is_valid_model_name(a.name)) throw UsageError(fmt::format("'{}' is not a valid model name", a.name));
-  RollbackOptions o{a.reason, actor_of(g), std::nullopt};
+  if (!is_valid_alias(a.alias)) throw UsageError(fmt::format("'{}' is not a valid alias", a.alias));
+  RollbackOptions o{a.reason, actor_of(g), std::nullopt, a.alias};
   if (!a.to.empty()) o.to = parse_ref(a.to);
   Registry r = open_registry(g, false);
-  return print_transition(g, r.rollback(a.name, o), "rolled back");
+  print_transition(r.rollback(a.name, o), "rolled back", g.json);
+  return 0;
 }
 
 // archive, unarchive and delete: one version, a reason, one call of the library.
@@ -197,21 +256,51 @@ void add_promote_command(CLI::App& app, Globals& g) {
       "  modelreg promote fraud@7 --reason 'better recall'\n  modelreg promote fraud@v1.3.0 --require-better f1",
       cmd_promote);
   cmd->add_option("REF", a->ref, "Version to activate")->required();
-  cmd->add_option("--reason", a->reason, "Why (recorded in the audit log)");
-  cmd->add_option("--require-better", a->require_better,
-                  "Refuse unless this metric is at least as good as the active version's (known metrics: f1, "
-                  "accuracy, auc, r2 higher; rmse, mae, log_loss lower is better)");
-  auto* higher = cmd->add_flag("--higher-is-better", a->higher_is_better, "--require-better's metric: higher wins");
-  cmd->add_flag("--lower-is-better", a->lower_is_better, "--require-better's metric: lower wins (rmse, a custom loss)")
-      ->excludes(higher);
+  add_guard_options(cmd, a, "the active version");
+}
+
+void add_alias_command(CLI::App& app, Globals& g) {
+  CLI::App* alias = app.add_subcommand("alias", "Set, remove or list aliases: a model's named pointers to versions");
+  alias->require_subcommand(1);
+  alias->footer(
+      "Examples:\n  modelreg alias set fraud@7 champion --require-better f1\n  modelreg alias remove fraud challenger\n"
+      "  modelreg alias list fraud");
+  {
+    auto [cmd, a] = add_command<PromoteArgs>(
+        *alias, g, "set", "Point an alias at a version (`active` is what promote moves)",
+        "  modelreg alias set fraud@7 champion --reason 'best recall'\n"
+        "  modelreg alias set fraud@v1.3.0 challenger --require-better auc",
+        cmd_alias_set);
+    cmd->add_option("REF", a->ref, "Version the alias will point at")->required();
+    cmd->add_option("ALIAS", a->alias, "Alias: [A-Za-z][A-Za-z0-9_.+-]*, not a label of the model, not latest")
+        ->required();
+    add_guard_options(cmd, a, "the version the alias points at now");
+  }
+  {
+    auto [cmd, a] = add_command<AliasRemoveArgs>(*alias, g, "remove", "Remove an alias (not active)",
+                                                 "  modelreg alias remove fraud challenger --reason 'test over'",
+                                                 cmd_alias_remove);
+    cmd->add_option("NAME", a->name, "Model")->required();
+    cmd->add_option("ALIAS", a->alias, "Alias")->required();
+    cmd->add_option("--reason", a->reason, "Why (recorded in the audit log)");
+  }
+  {
+    auto [cmd, name] = add_command<std::string>(*alias, g, "list", "The aliases of one model, or of every model",
+                                                "  modelreg alias list\n  modelreg --json alias list fraud",
+                                                cmd_alias_list);
+    cmd->add_option("NAME", *name, "Model (default: every model)");
+  }
 }
 
 void add_rollback_command(CLI::App& app, Globals& g) {
   auto [cmd, a] = add_command<RollbackArgs>(
-      app, g, "rollback", "Re-activate the previously active version (or --to one)",
-      "  modelreg rollback fraud --reason 'false positives'\n  modelreg rollback fraud --to fraud@4", cmd_rollback);
+      app, g, "rollback", "Re-activate the previously active version (or --to one); --alias: any alias",
+      "  modelreg rollback fraud --reason 'false positives'\n  modelreg rollback fraud --to fraud@4\n"
+      "  modelreg rollback fraud --alias champion",
+      cmd_rollback);
   cmd->add_option("NAME", a->name, "Model")->required();
   cmd->add_option("--to", a->to, "Roll back to this version instead");
+  cmd->add_option("--alias", a->alias, "The alias to roll back (default: active)");
   cmd->add_option("--reason", a->reason, "Why (recorded in the audit log)");
 }
 

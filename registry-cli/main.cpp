@@ -68,8 +68,8 @@ int run(int argc, char** argv) {
   });
   app.footer(
       "Database: --db PATH, else $MODELREG_DB, else ./modelreg.db. REF: NAME (active), NAME@active, NAME@7, "
-      "NAME@v1.2.0, NAME@latest.\nExit status: 0 ok, 1 error, 2 usage error. Run `modelreg COMMAND --help` for "
-      "examples.");
+      "NAME@v1.2.0 (label), NAME@champion (alias), NAME@latest.\nExit status: 0 ok, 1 error, 2 usage error. Run "
+      "`modelreg COMMAND --help` for examples.");
   Globals g;
   g.db = default_db();
   app.add_option("--db", g.db, "Database file (default: $MODELREG_DB, else ./modelreg.db)");
@@ -88,6 +88,7 @@ int run(int argc, char** argv) {
   add_show_command(app, g);
   add_compare_command(app, g);
   add_promote_command(app, g);
+  add_alias_command(app, g);
   add_rollback_command(app, g);
   add_archive_command(app, g);
   add_unarchive_command(app, g);

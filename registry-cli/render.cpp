@@ -73,6 +73,7 @@ nlohmann::json to_json(const ModelVersion& v) {
               {"label", json_or_null(v.label)},
               {"status", v.status == VersionStatus::archived ? "archived" : "ready"},
               {"active", v.active},
+              {"aliases", v.aliases},
               {"format", v.format},
               {"type_name", v.type_name},
               {"task", v.task ? json(to_string(v.task->task)) : json(nullptr)},
@@ -116,7 +117,30 @@ nlohmann::json to_json(const Event& e) {
   using nlohmann::json;
   return json{{"id", e.id},           {"model", e.model},        {"kind", to_string(e.kind)},   {"version", json_or_null(e.version)},
               {"from_version", json_or_null(e.from_version)}, {"to_version", json_or_null(e.to_version)}, {"actor", e.actor},
-              {"reason", e.reason},   {"at", e.at},              {"details", e.details}};
+              {"reason", e.reason},   {"at", e.at},              {"details", e.details},
+              {"alias", json_or_null(e.alias)}};
+}
+
+nlohmann::json to_json(const Alias& a) {
+  return nlohmann::json{{"model", a.model},   {"alias", a.name},    {"ref", a.ref_string()}, {"version", a.version},
+                        {"version_ref", fmt::format("{}@{}", a.model, a.version)},
+                        {"set_at", a.set_at}, {"set_by", a.set_by}};
+}
+
+void print_transition(const Transition& t, std::string_view verb, bool json) {
+  if (json) {
+    print_json(to_json(t));
+    return;
+  }
+  const bool active = t.alias == "active";
+  if (t.from_version && *t.from_version == t.to_version) {
+    if (active) print_text("{}@{} is already the active version\n", t.model, t.to_version);
+    else print_text("{}@{} already points at {}@{}\n", t.model, t.alias, t.model, t.to_version);
+    return;
+  }
+  const std::string was = t.from_version ? fmt::format("{}@{}", t.model, *t.from_version) : "none";
+  if (active) print_text("{} {}: {}@{} is now active (was {})\n", verb, t.model, t.model, t.to_version, was);
+  else print_text("{} {}@{}: now {}@{} (was {})\n", verb, t.model, t.alias, t.model, t.to_version, was);
 }
 
 nlohmann::json to_json(const LineageEdge& e) {
@@ -128,7 +152,8 @@ nlohmann::json to_json(const Transition& t) {
   using nlohmann::json;
   return json{{"model", t.model},
               {"from_version", json_or_null(t.from_version)},
-              {"to_version", t.to_version}};
+              {"to_version", t.to_version},
+              {"alias", t.alias}};
 }
 
 nlohmann::json to_json(const SqlValue& v) {

@@ -34,6 +34,7 @@ nlohmann::json to_json(const ModelSummary& m);
 nlohmann::json to_json(const Event& e);
 nlohmann::json to_json(const LineageEdge& e);
 nlohmann::json to_json(const Transition& t);
+nlohmann::json to_json(const Alias& a);
 nlohmann::json to_json(const SqlValue& v);  // a blob as {"blob_bytes": size}
 
 // Columns padded to their widest cell; the first row is the header, not printed when all its
@@ -53,6 +54,9 @@ std::string human_bytes(std::uint64_t bytes);                  // 512 B, 1.5 MiB
 std::string format_number(double value);                       // shortest text that reads back as the same double
 std::string number_or_dash(const std::optional<std::int64_t>& n);  // "-" when absent
 std::string utc_timestamp_now();                               // format_utc(now): 2026-11-29T06:07:15.123Z
+
+// What promote, rollback or `alias set` did, as JSON or one line: `verb` is "promoted", "set"...
+void print_transition(const Transition& t, std::string_view verb, bool json);
 
 // "active", "archived" or "ready".
 std::string status_word(const ModelVersion& v);

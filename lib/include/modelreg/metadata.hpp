@@ -98,7 +98,10 @@ struct MODELREG_API ModelVersion {
   std::string format;
   std::string type_name;
   VersionStatus status = VersionStatus::ready;
+  // Whether the version holds the reserved alias `active` (also the first entry of `aliases`).
   bool active = false;
+  // The aliases pointing at this version: "active" first when it holds it, then the others by name.
+  std::vector<std::string> aliases;
   std::string notes;
   std::string created_at;  // UTC, ISO 8601 with milliseconds: 2026-11-29T06:07:15.123Z
   std::string created_by;
@@ -130,7 +133,6 @@ struct MODELREG_API ModelSummary {
   std::string created_at;
 };
 
-// One row of the append-only audit log.
 // What an event of the audit log records. Stored as text in events.kind (to_string's names).
 enum class EventKind {
   register_version,  // "register"
@@ -141,6 +143,8 @@ enum class EventKind {
   delete_version,    // "delete"
   tag,               // "tag": details "KEY=VALUE"
   untag,             // "untag": details "KEY"
+  alias_set,         // "alias_set": an alias other than `active` moved to to_version (from from_version)
+  alias_remove,      // "alias_remove": an alias other than `active` removed (it pointed at from_version)
 };
 
 // The stored name of a kind, e.g. "register".
@@ -148,6 +152,7 @@ MODELREG_API std::string_view to_string(EventKind kind) noexcept;
 // The kind of a stored name; nullopt for a name this library does not know.
 MODELREG_API std::optional<EventKind> parse_event_kind(std::string_view name) noexcept;
 
+// One row of the append-only audit log.
 struct MODELREG_API Event {
   std::int64_t id = 0;
   std::string model;
@@ -159,6 +164,9 @@ struct MODELREG_API Event {
   std::string reason;
   std::string at;
   std::string details;
+  // The alias the event moved: "active" for promote, the alias rolled back, set or removed; none for
+  // the other kinds (and for promote/rollback events read from a registry before schema 6, "active").
+  std::optional<std::string> alias;
 };
 
 // One edge met while walking the lineage graph; depth 1 is a direct parent (or child).
@@ -189,11 +197,27 @@ struct MODELREG_API MetricComparison {
   }
 };
 
-// What a change of the active version did.
+// What a move of an alias (promote, rollback, set_alias) did: `alias` pointed at from_version (none
+// when it was not set) and now points at to_version. Equal numbers: it pointed there already.
 struct MODELREG_API Transition {
   std::string model;
   std::optional<std::int64_t> from_version;
   std::int64_t to_version = 0;
+  std::string alias = "active";
+};
+
+// One alias of a model (Registry::aliases): it points at `version` since `set_at`, moved by
+// `set_by`. For `active`, the time and actor of its last promote or rollback.
+struct MODELREG_API Alias {
+  std::string model;
+  std::string name;
+  std::int64_t version = 0;
+  std::string set_at;
+  std::string set_by;
+
+  // `fraud@champion`.
+  std::string ref_string() const { return model + "@" + name; }
+  friend bool operator==(const Alias&, const Alias&) = default;
 };
 
 // What Registry::gc removed.

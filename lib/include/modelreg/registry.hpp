@@ -1,8 +1,8 @@
 // modelreg/registry.hpp — start here.
 //
 // A Registry is one SQLite database holding models, their numbered immutable versions, the
-// versions' bytes (compressed, checksummed chunks), metadata, lineage, the active flag and an
-// append-only audit log. See README.md for the schema and docs/format.md for the on-disk format.
+// versions' bytes (compressed, checksummed chunks), metadata, lineage, aliases (named pointers to
+// versions; `active` is the default one) and an append-only audit log. See README.md for the schema and docs/format.md for the on-disk format.
 //
 // Thread-safety: a Registry may be shared by several threads; calls are serialized on one
 // connection (protected by an internal mutex). Several processes may open the same database at
@@ -116,24 +116,30 @@ struct MODELREG_API Change {
   std::optional<std::string> actor{};  // default Options::default_actor
 };
 
-struct MODELREG_API PromoteOptions {
+// How an alias moves (Registry::set_alias, and promote, which moves `active`).
+struct MODELREG_API AliasOptions {
   std::string reason{};
   std::optional<std::string> actor{};
   // When set, refuse (Error(conflict)) unless the candidate's value of this metric is at least as
-  // good as the current active version's: at least as high for a higher-is-better metric (f1,
-  // accuracy, auc, r2), at most as high for a lower-is-better one (rmse, mae, log_loss). A
-  // candidate lacking the metric is refused; with no active version the guard passes.
+  // good as that of the version the alias points at now: at least as high for a higher-is-better
+  // metric (f1, accuracy, auc, r2), at most as high for a lower-is-better one (rmse, mae, log_loss).
+  // A candidate lacking the metric is refused; when the alias points nowhere yet the guard passes.
   std::optional<std::string> require_better{};
   // Which way require_better's metric improves. Unset: known_direction(metric) (metrics.hpp); a
   // metric of unknown direction (a custom one) then needs it, else Error(invalid_argument).
   std::optional<MetricDirection> direction{};
 };
 
+// promote is set_alias(ref, "active", ...): the same options.
+using PromoteOptions = AliasOptions;
+
 struct MODELREG_API RollbackOptions {
   std::string reason{};
   std::optional<std::string> actor{};
-  // When set, roll back to this version; otherwise to the one active before the current one.
+  // When set, roll back to this version; otherwise to the one the alias pointed at before.
   std::optional<ModelRef> to{};
+  // The alias rolled back. Default: `active`.
+  std::string alias = "active";
 };
 
 struct MODELREG_API GcOptions {
@@ -142,8 +148,8 @@ struct MODELREG_API GcOptions {
   // Also delete archived versions (then their blobs, when no other version shares them). Archived
   // versions still named by another version's lineage are always kept.
   bool delete_archived = false;
-  // With delete_archived: also delete archived versions that the promotion history still names
-  // (a later unarchive + rollback could want them). Default: keep them.
+  // With delete_archived: also delete archived versions that the history of an alias (`active`
+  // included) still names (a later unarchive + rollback could want them). Default: keep them.
   bool include_rollback_history = false;
   std::string reason{};
   std::optional<std::string> actor{};
@@ -294,13 +300,39 @@ class MODELREG_API Registry {
   void verify(const ModelRef& ref) const;
 
   // ---- lifecycle ---------------------------------------------------------------------------
-  // Makes REF the model's single active version. Throws conflict (archived, or the guard fails).
+  // Makes REF the model's single active version: set_alias(ref, "active", options), recorded as a
+  // `promote` event. Throws conflict (archived, or the guard fails).
   Transition promote(const ModelRef& ref, const PromoteOptions& options = {});
-  // Re-activates the version active before the current one; repeated calls walk further back
-  // through the promotion history, skipping versions archived since. Throws conflict when there
-  // is nothing to roll back to.
+  // Points the alias back at the version it pointed at before the current one (options.alias,
+  // default `active`); repeated calls walk further back through that alias's history, skipping
+  // versions archived or deleted since. With options.to, points it there instead. Recorded as a
+  // `rollback` event of the alias. Throws conflict when there is nothing to roll back to; checks
+  // the target as set_alias does (signature, verified bytes), never the require_better guard.
   Transition rollback(std::string_view model, const RollbackOptions& options = {});
-  // An archived version cannot be promoted; the active version cannot be archived.
+
+  // ---- aliases: a model's named pointers to its versions (fraud@champion) --------------------
+  // Points `alias` of REF's model at REF's version in one transaction, recorded in the audit log
+  // (alias, from, to, actor, reason): kind `promote` for `active` (any case), `alias_set` for any
+  // other alias, which is created when the model does not have it yet. The version must be
+  // activatable as promote requires: not archived (Error(conflict)), its signature verifying when a
+  // key is set and every byte of its blob verifying (Error(validation_failed / corruption)); the
+  // guard options.require_better compares it with the version the alias points at now. An alias
+  // named like a label of the model is Error(already_exists) (labels and aliases share one
+  // namespace); `latest` or a malformed name is Error(invalid_argument). Pointing an alias where it
+  // points already records nothing and returns from_version == to_version.
+  Transition set_alias(const ModelRef& ref, std::string_view alias, const AliasOptions& options = {});
+  // Removes an alias (not `active`, which only promote and rollback move: Error(invalid_argument)),
+  // recording an `alias_remove` event; returns the version number it pointed at. Error(not_found)
+  // when the model has no such alias. A later rollback of the alias points it back there.
+  std::int64_t remove_alias(std::string_view model, std::string_view alias, const Change& change = {});
+  // The aliases of one model, `active` first (when a version is active), then by name.
+  // Throws not_found for an unknown model.
+  std::vector<Alias> aliases(std::string_view model) const;
+  // Every alias of every model, by model name, then as aliases(model) orders them.
+  std::vector<Alias> aliases() const;
+
+  // A version holding an alias cannot be archived (move or remove the alias first), and an archived
+  // version cannot be given one; unarchive makes it ready again.
   void archive(const ModelRef& ref, const Change& change = {});
   void unarchive(const ModelRef& ref, const Change& change = {});
   // Deletes an archived version (not its blob: see gc). Refused while another version's lineage

@@ -1036,6 +1036,11 @@ ImportReport Registry::import_bundle(const std::filesystem::path& bundle, const 
                                                     "imported",
                                                     where, *bv.spec.label, bv.model, q.getColumn(0).getInt64()));
           }
+          try {
+            impl_->check_not_an_alias(*mid, *bv.spec.label, bv.model);
+          } catch (const Error& e) {
+            throw Error(Errc::conflict, fmt::format("{}: {}; nothing was imported", where, e.what()));
+          }
         }
         if (!labels_claimed.insert({bv.model, *bv.spec.label}).second) {
           throw in.bad(fmt::format("label '{}' of {} is given to two of its versions", *bv.spec.label, bv.model));

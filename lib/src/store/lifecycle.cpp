@@ -1,5 +1,6 @@
-// Every change to existing versions: promote, rollback, archive, unarchive, delete, tags and gc —
-// each one call of the write skeleton (Registry::Impl::write) — and the events they record.
+// Every change to existing versions: rollback, archive, unarchive, delete, tags and gc — each one
+// call of the write skeleton (Registry::Impl::write) — and the events they record. Promote and the
+// other moves of an alias are in aliases.cpp.
 #include <algorithm>
 #include <map>
 
@@ -16,6 +17,7 @@ constexpr std::pair<EventKind, std::string_view> kEventNames[] = {
     {EventKind::rollback, "rollback"},         {EventKind::archive, "archive"},
     {EventKind::unarchive, "unarchive"},       {EventKind::delete_version, "delete"},
     {EventKind::tag, "tag"},                   {EventKind::untag, "untag"},
+    {EventKind::alias_set, "alias_set"},       {EventKind::alias_remove, "alias_remove"},
 };
 
 }  // namespace
@@ -36,11 +38,12 @@ std::optional<EventKind> parse_event_kind(std::string_view name) noexcept {
 
 void Registry::Impl::record_event(std::int64_t model_id, EventKind kind, std::optional<std::int64_t> version,
                   std::optional<std::int64_t> from, std::optional<std::int64_t> to, const std::string& actor,
-                  std::string_view reason, std::string_view details) {
+                  std::string_view reason, std::string_view details, std::string_view alias) {
   check_text("the reason", reason, 1 << 16, true);
+  // Writes happen only at the current schema, which has events.alias.
   SQLite::Statement q(*db,
-                      "INSERT INTO events(model_id, kind, version, from_version, to_version, actor, reason, at, details) "
-                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)");
+                      "INSERT INTO events(model_id, kind, version, from_version, to_version, actor, reason, at, details, "
+                      "alias) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)");
   q.bind(1, model_id);
   q.bind(2, std::string(to_string(kind)));
   if (version) q.bind(3, *version); else q.bind(3);
@@ -50,6 +53,7 @@ void Registry::Impl::record_event(std::int64_t model_id, EventKind kind, std::op
   q.bind(7, std::string(reason));
   q.bind(8, now());
   q.bind(9, std::string(details));
+  if (alias.empty()) q.bind(10); else q.bind(10, std::string(alias));
   q.exec();
 }
 
@@ -76,81 +80,19 @@ void Registry::Impl::set_active(const VersionRow& target, const std::optional<Ve
   on.exec();
 }
 
-std::vector<std::int64_t> Registry::Impl::activation_stack(std::int64_t model_id) const {
-  std::vector<std::int64_t> stack;
-  SQLite::Statement q(*db,
-                      "SELECT kind, to_version FROM events WHERE model_id = ? AND kind IN ('promote', 'rollback') "
-                      "AND to_version IS NOT NULL ORDER BY id");
-  q.bind(1, model_id);
-  while (q.executeStep()) {
-    const std::string kind = q.getColumn(0).getString();
-    const std::int64_t to = q.getColumn(1).getInt64();
-    auto it = std::find(stack.rbegin(), stack.rend(), to);
-    if (kind == "rollback" && it != stack.rend()) {
-      stack.erase(it.base(), stack.end());
-    } else {
-      stack.push_back(to);
-    }
-  }
-  return stack;
-}
-
-Transition Registry::promote(const ModelRef& ref, const PromoteOptions& options) {
-  std::optional<MetricDirection> direction = options.direction;
-  if (options.require_better) {
-    check_key("metric", *options.require_better);
-    if (!direction) direction = known_direction(*options.require_better);
-    if (!direction) {
-      throw Error(Errc::invalid_argument,
-                  fmt::format("whether a higher or a lower '{}' is better is not known; say which "
-                              "(PromoteOptions::direction, or --higher-is-better / --lower-is-better)",
-                              *options.require_better));
-    }
-  }
-  return impl_->write(fmt::format("promoting {}", ref.to_string()), options.actor, [&](const std::string& who) {
-    const VersionRow target = impl_->require_row(ref);
-    const std::string name = impl_->version_id_of(target.id).to_string();
-    if (target.archived) {
-      throw Error(Errc::conflict, fmt::format("{} is archived and cannot be promoted; unarchive it first", name));
-    }
-    const auto current = impl_->active_row(target.model_id);
-    Transition t{ref.model(), current ? std::optional(current->number) : std::nullopt, target.number};
-    if (current && current->id == target.id) return t;  // already active: nothing to record
-    impl_->check_signature(target.id);
-    if (options.require_better && current) {
-      const std::string& m = *options.require_better;
-      const auto candidate = impl_->metric(target.id, m);
-      if (!candidate) {
-        throw Error(Errc::conflict, fmt::format("refusing to promote {}: it has no metric '{}' to compare with the "
-                                                "active {}@{}",
-                                                name, m, ref.model(), current->number));
-      }
-      const auto incumbent = impl_->metric(current->id, m);
-      const bool lower = *direction == MetricDirection::lower_is_better;
-      if (incumbent && (lower ? *candidate > *incumbent : *candidate < *incumbent)) {
-        throw Error(Errc::conflict,
-                    fmt::format("refusing to promote {}: {} {} is {} the active {}@{}'s {} ({} is better; promote "
-                                "without require_better to override)",
-                                name, m, *candidate, lower ? "above" : "below", ref.model(), current->number,
-                                *incumbent, lower ? "lower" : "higher"));
-      }
-    }
-    impl_->check_activatable(target, "promote");
-    impl_->set_active(target, current);
-    impl_->record_event(target.model_id, EventKind::promote, target.number, t.from_version, target.number, who,
-                        options.reason);
-    return t;
-  });
-}
-
 Transition Registry::rollback(std::string_view model, const RollbackOptions& options) {
   if (options.to && options.to->model() != model) {
     throw Error(Errc::invalid_argument, fmt::format("cannot roll '{}' back to {}: it belongs to another model", model,
                                                     options.to->to_string()));
   }
-  return impl_->write(fmt::format("rolling back '{}'", model), options.actor, [&](const std::string& who) {
+  const std::string alias = Impl::alias_name(model, options.alias);
+  const bool active = alias == "active";
+  // How the alias is named in messages: "the active version", "fraud@champion".
+  const std::string pointer = fmt::format("{}@{}", model, alias);
+  const std::string context = active ? fmt::format("rolling back '{}'", model) : fmt::format("rolling back {}", pointer);
+  return impl_->write(context, options.actor, [&](const std::string& who) {
     const std::int64_t mid = impl_->require_model(model);
-    const auto current = impl_->active_row(mid);
+    const auto current = impl_->alias_row(mid, alias);
     std::optional<VersionRow> target;
     if (options.to) {
       target = impl_->require_row(*options.to);
@@ -159,12 +101,13 @@ Transition Registry::rollback(std::string_view model, const RollbackOptions& opt
                                                 target->number));
       }
       if (current && current->id == target->id) {
-        throw Error(Errc::conflict, fmt::format("{}@{} is already the active version", model, target->number));
+        throw Error(Errc::conflict, active ? fmt::format("{}@{} is already the active version", model, target->number)
+                                           : fmt::format("{} already points at {}@{}", pointer, model, target->number));
       }
     } else {
-      std::vector<std::int64_t> stack = impl_->activation_stack(mid);
+      std::vector<std::int64_t> stack = impl_->alias_stack(mid, alias);
       // Walk back past the current version and any version archived or deleted since.
-      std::vector<std::string> gone;  // earlier active versions passed over, and why
+      std::vector<std::string> gone;  // earlier versions passed over, and why
       while (!stack.empty()) {
         const std::int64_t n = stack.back();
         stack.pop_back();
@@ -177,19 +120,31 @@ Transition Registry::rollback(std::string_view model, const RollbackOptions& opt
         gone.push_back(fmt::format("{}@{} {}", model, n, row ? "is archived" : "was deleted"));
       }
       if (!target) {
-        const std::string now = current ? fmt::format("{}@{} is active", model, current->number) : "nothing is active";
+        if (active) {
+          const std::string now =
+              current ? fmt::format("{}@{} is active", model, current->number) : "nothing is active";
+          const std::string before =
+              gone.empty() ? "no other version was ever active"
+                           : fmt::format("of the versions active before, {}", fmt::join(gone, ", "));
+          throw Error(Errc::conflict, fmt::format("'{}' has no earlier active version to roll back to ({}; {}); "
+                                                  "promote a version instead (see `modelreg history {}`)",
+                                                  model, now, before, model));
+        }
+        const std::string now = current ? fmt::format("it points at {}@{}", model, current->number)
+                                        : std::string("it points nowhere");
         const std::string before =
-            gone.empty() ? "no other version was ever active"
-                         : fmt::format("of the versions active before, {}", fmt::join(gone, ", "));
-        throw Error(Errc::conflict, fmt::format("'{}' has no earlier active version to roll back to ({}; {}); promote a "
-                                                "version instead (see `modelreg history {}`)",
-                                                model, now, before, model));
+            gone.empty() ? "it never pointed at another version"
+                         : fmt::format("of the versions it pointed at before, {}", fmt::join(gone, ", "));
+        throw Error(Errc::conflict, fmt::format("{} has no earlier version to roll back to ({}; {}); set it instead "
+                                                "(see `modelreg history {}`)",
+                                                pointer, now, before, model));
       }
     }
-    impl_->check_activatable(*target, "roll back to");
-    impl_->set_active(*target, current);
-    Transition t{std::string(model), current ? std::optional(current->number) : std::nullopt, target->number};
-    impl_->record_event(mid, EventKind::rollback, target->number, t.from_version, target->number, who, options.reason);
+    impl_->check_activatable(*target, active ? std::string("roll back to") : fmt::format("roll {} back to", pointer));
+    impl_->point_alias(*target, alias, current, who);
+    Transition t{std::string(model), current ? std::optional(current->number) : std::nullopt, target->number, alias};
+    impl_->record_event(mid, EventKind::rollback, target->number, t.from_version, target->number, who, options.reason,
+                        {}, alias);
     return t;
   });
 }
@@ -201,6 +156,14 @@ void Registry::archive(const ModelRef& ref, const Change& change) {
       throw Error(Errc::conflict, fmt::format("{} is the active version and cannot be archived; promote or roll back "
                                               "to another version first",
                                               impl_->version_id_of(row.id).to_string()));
+    }
+    if (const auto held = impl_->aliases_of(row.id, false); !held.empty()) {
+      const VersionId id = impl_->version_id_of(row.id);
+      throw Error(Errc::conflict, fmt::format("{} holds the alias{} {} and cannot be archived; point {} at another "
+                                              "version or remove {} first (modelreg alias remove {} {})",
+                                              id.to_string(), held.size() == 1 ? "" : "es", fmt::join(held, ", "),
+                                              held.size() == 1 ? "it" : "them", held.size() == 1 ? "it" : "them",
+                                              id.model, held.front()));
     }
     if (row.archived) return;
     SQLite::Statement q(*impl_->db, "UPDATE versions SET status = 'archived' WHERE id = ?");
@@ -335,7 +298,7 @@ GcReport Registry::gc(const GcOptions& options) {
           const VersionId id{c.model, c.number};
           if (!options.include_rollback_history) {
             auto [it, fresh] = stacks.try_emplace(c.model_id);
-            if (fresh) it->second = impl_->activation_stack(c.model_id);
+            if (fresh) it->second = impl_->alias_history_versions(c.model_id);
             if (std::find(it->second.begin(), it->second.end(), c.number) != it->second.end()) {
               report.versions_kept.push_back(id);
               continue;

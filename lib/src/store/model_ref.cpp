@@ -17,8 +17,8 @@ bool is_alnum(char c) noexcept {
 }
 
 constexpr std::string_view kForms =
-    "expected NAME, NAME@active, NAME@latest, NAME@<number> or NAME@<label> "
-    "(e.g. fraud@7, fraud@v1.2.0)";
+    "expected NAME, NAME@active, NAME@latest, NAME@<number>, NAME@<label> or NAME@<alias> "
+    "(e.g. fraud@7, fraud@v1.2.0, fraud@champion)";
 
 // The reserved selectors, whatever their case: "Active" or "LATEST" can never be a label, and
 // NAME@ACTIVE means NAME@active.
@@ -52,6 +52,12 @@ bool is_valid_label(std::string_view label) noexcept {
   }
   return !reserved_kind(label);
 }
+
+bool is_active_alias(std::string_view alias) noexcept {
+  return reserved_kind(alias) == ModelRef::Kind::active;
+}
+
+bool is_valid_alias(std::string_view alias) noexcept { return is_active_alias(alias) || is_valid_label(alias); }
 
 ModelRef::ModelRef(std::string model, Kind kind, std::int64_t number, std::string label)
     : model_(std::move(model)), kind_(kind), number_(number), label_(std::move(label)) {}
@@ -88,7 +94,7 @@ ModelRef ModelRef::parse(std::string_view text) {
   }
   if (!is_valid_label(selector)) {
     throw Error(Errc::invalid_argument,
-                fmt::format("'{}' is not a valid model reference: label '{}' must match "
+                fmt::format("'{}' is not a valid model reference: label or alias '{}' must match "
                             "[A-Za-z][A-Za-z0-9_.+-]{{0,63}}; {}",
                             text, selector, kForms));
   }
@@ -102,6 +108,17 @@ ModelRef ModelRef::number(std::string_view model, std::int64_t version) {
 }
 ModelRef ModelRef::label(std::string_view model, std::string_view label) {
   return {std::string(model), Kind::label, 0, std::string(label)};
+}
+
+ModelRef ModelRef::alias(std::string_view model, std::string_view alias) {
+  if (!is_valid_alias(alias)) {
+    throw Error(Errc::invalid_argument,
+                fmt::format("alias '{}' is invalid: it must match [A-Za-z][A-Za-z0-9_.+-]{{0,63}} and not be "
+                            "'latest' ('active' is the reserved default alias)",
+                            alias));
+  }
+  if (is_active_alias(alias)) return active(model);
+  return label(model, alias);
 }
 
 std::string ModelRef::to_string() const {

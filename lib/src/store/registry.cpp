@@ -153,6 +153,7 @@ ModelVersion Registry::Impl::register_from(const NewVersion& spec, detail::ByteS
                     fmt::format("label '{}' is already taken by {}@{}; labels are unique within a model", *spec.label,
                                 spec.model, q.getColumn(0).getInt64()));
       }
+      check_not_an_alias(mid, *spec.label, spec.model);
     }
     std::vector<std::pair<VersionRow, std::string>> parents;
     for (const auto& p : spec.parents) parents.emplace_back(require_row(p.ref), p.relation);
@@ -505,9 +506,14 @@ std::vector<Event> Registry::history(std::string_view model) const {
   return guarded(fmt::format("reading the history of '{}'", model), [&] {
     std::lock_guard lock(impl_->mutex);
     const std::int64_t mid = impl_->require_model(model);
+    // Before schema 6 every promote and rollback moved `active`.
     SQLite::Statement q(*impl_->db,
-                        "SELECT id, kind, version, from_version, to_version, actor, reason, at, details FROM events "
-                        "WHERE model_id = ? ORDER BY id");
+                        impl_->has_alias_table()
+                            ? "SELECT id, kind, version, from_version, to_version, actor, reason, at, details, alias "
+                              "FROM events WHERE model_id = ? ORDER BY id"
+                            : "SELECT id, kind, version, from_version, to_version, actor, reason, at, details, "
+                              "CASE WHEN kind IN ('promote', 'rollback') THEN 'active' END FROM events "
+                              "WHERE model_id = ? ORDER BY id");
     q.bind(1, mid);
     std::vector<Event> out;
     while (q.executeStep()) {
@@ -529,6 +535,7 @@ std::vector<Event> Registry::history(std::string_view model) const {
       e.reason = q.getColumn(6).getString();
       e.at = q.getColumn(7).getString();
       e.details = q.getColumn(8).getString();
+      if (!q.getColumn(9).isNull()) e.alias = q.getColumn(9).getString();
       out.push_back(std::move(e));
     }
     return out;
@@ -697,6 +704,61 @@ void check_schema_objects(SQLite::Database& db, std::vector<std::string>& proble
   }
 }
 
+// The rules of aliases (schema 6), checked as check_invariants checks `active`.
+void check_alias_invariants(SQLite::Database& db, std::vector<std::string>& problems) {
+  // Each alias points where its last event moved it (nowhere after alias_remove), at a ready
+  // version of its own model.
+  SQLite::Statement moved(db,
+                          "SELECT m.name, k.alias, "
+                          "(SELECT v.number FROM aliases a JOIN versions v ON v.id = a.version_id "
+                          " WHERE a.model_id = k.model_id AND a.name = k.alias), "
+                          "(SELECT e.to_version FROM events e WHERE e.model_id = k.model_id AND e.alias = k.alias "
+                          " ORDER BY e.id DESC LIMIT 1) "
+                          "FROM (SELECT model_id, alias FROM events WHERE alias IS NOT NULL AND alias <> 'active' "
+                          "      UNION SELECT model_id, name FROM aliases) k JOIN models m ON m.id = k.model_id "
+                          "ORDER BY m.name, k.alias");
+  while (moved.executeStep()) {
+    const auto now = detail::optional_int(moved.getColumn(2));
+    const auto logged = detail::optional_int(moved.getColumn(3));
+    if (now != logged) {
+      problems.push_back(fmt::format("{}@{} points at {} but the audit log's last move of it {}",
+                                     moved.getColumn(0).getString(), moved.getColumn(1).getString(),
+                                     now ? "version " + std::to_string(*now) : "nothing",
+                                     logged ? "points it at version " + std::to_string(*logged) : "removed it"));
+    }
+  }
+  SQLite::Statement held(db,
+                         "SELECT m.name, a.name, v.number, v.status, v.model_id = a.model_id, lower(a.name) IN "
+                         "('active', 'latest') FROM aliases a JOIN models m ON m.id = a.model_id "
+                         "JOIN versions v ON v.id = a.version_id "
+                         "WHERE v.status = 'archived' OR v.model_id <> a.model_id OR lower(a.name) IN ('active', 'latest')");
+  while (held.executeStep()) {
+    const std::string alias = fmt::format("{}@{}", held.getColumn(0).getString(), held.getColumn(1).getString());
+    if (held.getColumn(5).getInt() != 0) {
+      problems.push_back(fmt::format("{} uses a reserved name as an alias", alias));
+    } else if (held.getColumn(4).getInt() == 0) {
+      problems.push_back(fmt::format("{} points at a version of another model", alias));
+    } else {
+      problems.push_back(fmt::format("{} points at version {}, which is archived", alias, held.getColumn(2).getInt64()));
+    }
+  }
+  SQLite::Statement clash(db,
+                          "SELECT m.name, a.name, v.number FROM aliases a JOIN versions v ON v.model_id = a.model_id "
+                          "AND v.label = a.name JOIN models m ON m.id = a.model_id");
+  while (clash.executeStep()) {
+    problems.push_back(fmt::format("'{}' is both an alias of '{}' and the label of {}@{}", clash.getColumn(1).getString(),
+                                   clash.getColumn(0).getString(), clash.getColumn(0).getString(),
+                                   clash.getColumn(2).getInt64()));
+  }
+  SQLite::Statement reserved(db,
+                             "SELECT m.name, v.number, v.label FROM versions v JOIN models m ON m.id = v.model_id "
+                             "WHERE lower(v.label) IN ('active', 'latest')");
+  while (reserved.executeStep()) {
+    problems.push_back(fmt::format("{}@{} has the reserved label '{}'", reserved.getColumn(0).getString(),
+                                   reserved.getColumn(1).getInt64(), reserved.getColumn(2).getString()));
+  }
+}
+
 // The invariants the schema enforces, checked again in case its objects were tampered with.
 void check_invariants(SQLite::Database& db, std::vector<std::string>& problems) {
   SQLite::Statement several(db,
@@ -719,11 +781,13 @@ void check_invariants(SQLite::Database& db, std::vector<std::string>& problems) 
     problems.push_back(fmt::format("a repair of blob {} was left in progress, so its chunks are not sealed",
                                    repairs.getColumn(0).getInt64()));
   }
-  // The active version is the one the last promote or rollback event moved to.
-  SQLite::Statement events(db,
+  const bool aliases = db.tableExists("aliases");
+  // The active version is the one the last event moving `active` moved it to.
+  SQLite::Statement events(db, fmt::format(
                            "SELECT m.name, (SELECT v.number FROM versions v WHERE v.model_id = m.id AND v.is_active = 1), "
-                           "(SELECT e.to_version FROM events e WHERE e.model_id = m.id AND e.kind IN ('promote', "
-                           "'rollback') ORDER BY e.id DESC LIMIT 1) FROM models m ORDER BY m.name");
+                           "(SELECT e.to_version FROM events e WHERE e.model_id = m.id AND {} ORDER BY e.id DESC LIMIT 1) "
+                           "FROM models m ORDER BY m.name",
+                           aliases ? "e.alias = 'active'" : "e.kind IN ('promote', 'rollback')"));
   while (events.executeStep()) {
     const auto active = detail::optional_int(events.getColumn(1));
     const auto logged = detail::optional_int(events.getColumn(2));
@@ -734,6 +798,7 @@ void check_invariants(SQLite::Database& db, std::vector<std::string>& problems) 
                                      logged ? std::to_string(*logged) : "none"));
     }
   }
+  if (aliases) check_alias_invariants(db, problems);
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 //   input_checks.cpp   what a caller may pass: names, keys, texts, a NewVersion as a whole
 //   version_rows.cpp   reading and writing version rows: lookups by ModelRef, load_version, insert_version
 //   lifecycle.cpp      the write skeleton's users: promote, rollback, archive, unarchive, delete, tags, gc
+//   aliases.cpp        aliases: reading, pointing and removing them, their history; set_alias, remove_alias
 //   registry.cpp       opening, registering bytes, the read API, streaming bytes out, check
 //   model_save_load.cpp  save_model / load_model: archives, probes and validation on load
 //   bundle.cpp, signing.cpp, sql_query.cpp   export/import, signatures, read-only SQL
@@ -113,6 +114,8 @@ struct __attribute__((visibility("hidden"))) Registry::Impl {
   mutable std::optional<bool> signature_table;
   // Whether the tasks table exists (schema 5; has_task_table, cached like signature_table).
   mutable std::optional<bool> task_table;
+  // Whether the aliases table and events.alias exist (schema 6; has_alias_table, cached likewise).
+  mutable std::optional<bool> alias_table;
 
   // ---- the write skeleton: every write of the registry goes through it ----
 
@@ -191,17 +194,44 @@ struct __attribute__((visibility("hidden"))) Registry::Impl {
 
   // ---- lifecycle.cpp: inside the write skeleton ----
 
+  // `alias` is the alias the event moves (promote, rollback, alias_set, alias_remove), else empty.
   void record_event(std::int64_t model_id, EventKind kind, std::optional<std::int64_t> version,
                     std::optional<std::int64_t> from, std::optional<std::int64_t> to, const std::string& actor,
-                    std::string_view reason, std::string_view details = {});
+                    std::string_view reason, std::string_view details = {}, std::string_view alias = {});
   void set_active(const VersionRow& target, const std::optional<VersionRow>& current);
   // Before a version becomes active: its signature (with a key) and every byte of its blob
   // (chunks and SHA-256), so that no restart comes up on an active version that cannot load.
   // Error(validation_failed / corruption) saying why `verb` ("promote") was refused.
   void check_activatable(const VersionRow& row, std::string_view verb) const;
-  // The promotion history as a stack of version numbers: a promote pushes; a rollback pops back to
-  // its target (or pushes it when it was never active before). The top is the current version.
-  std::vector<std::int64_t> activation_stack(std::int64_t model_id) const;
+
+  // ---- aliases.cpp: the caller holds the lock ----
+
+  bool has_alias_table() const;
+  // `active` (any case) as "active"; any other valid alias as given. Error(invalid_argument) for
+  // `latest` or a malformed name.
+  static std::string alias_name(std::string_view model, std::string_view alias);
+  // The version an alias of the model points at (`active`: the active version).
+  std::optional<VersionRow> alias_row(std::int64_t model_id, std::string_view alias) const;
+  // The aliases pointing at a version, "active" first, then by name.
+  std::vector<std::string> aliases_of(std::int64_t version_id, bool active) const;
+  std::vector<Alias> aliases_of_model(std::int64_t model_id, const std::string& model) const;
+  // Labels and aliases share one namespace per model. Error(already_exists) when an alias would
+  // take the name of a label of the model (check_not_a_label), or a label that of one of its
+  // aliases (check_not_an_alias; nothing before schema 6).
+  void check_not_a_label(std::int64_t model_id, std::string_view name, std::string_view model) const;
+  void check_not_an_alias(std::int64_t model_id, std::string_view name, std::string_view model) const;
+  // Points `alias` at target (inside the write transaction; no event, no checks of the target).
+  void point_alias(const VersionRow& target, const std::string& alias, const std::optional<VersionRow>& current,
+                   const std::string& who);
+  // Sets an alias (promote included) with every check: see Registry::set_alias.
+  Transition move_alias(const ModelRef& ref, const std::string& alias, const AliasOptions& options,
+                        const std::optional<MetricDirection>& direction, const std::string& who);
+  // An alias's history as a stack of version numbers: a promote or alias_set pushes; a rollback pops
+  // back to its target (or pushes it when the alias never pointed there before); a removal leaves
+  // it. The top is the version the alias points at (or pointed at before its removal).
+  std::vector<std::int64_t> alias_stack(std::int64_t model_id, std::string_view alias) const;
+  // The version numbers of the model that any alias's history still names.
+  std::vector<std::int64_t> alias_history_versions(std::int64_t model_id) const;
 
   // ---- signing.cpp. The signatures table exists from schema 3 on ----
 

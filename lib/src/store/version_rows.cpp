@@ -127,7 +127,12 @@ std::optional<VersionRow> Registry::Impl::find_row(const ModelRef& ref) const {
     case ModelRef::Kind::active: sql += "WHERE model_id = ?1 AND is_active = 1"; break;
     case ModelRef::Kind::latest: sql += "WHERE model_id = ?1 ORDER BY number DESC LIMIT 1"; break;
     case ModelRef::Kind::number: sql += "WHERE model_id = ?1 AND number = ?2"; break;
-    case ModelRef::Kind::label: sql += "WHERE model_id = ?1 AND label = ?2"; break;
+    case ModelRef::Kind::label:
+      // A label or an alias: they share one namespace per model, so at most one matches.
+      sql += has_alias_table() ? "WHERE model_id = ?1 AND (label = ?2 OR id = (SELECT version_id FROM aliases "
+                                 "WHERE model_id = ?1 AND name = ?2))"
+                               : "WHERE model_id = ?1 AND label = ?2";
+      break;
   }
   SQLite::Statement q(*db, sql);
   q.bind(1, *mid);
@@ -163,8 +168,8 @@ VersionRow Registry::Impl::require_row(const ModelRef& ref) const {
                   fmt::format("model '{}' has no version {} ({})", ref.model(), ref.version(), latest_text));
     }
     case ModelRef::Kind::label:
-      throw Error(Errc::not_found, fmt::format("model '{}' has no version labelled '{}' ({})", ref.model(),
-                                               ref.label_text(), latest_text));
+      throw Error(Errc::not_found, fmt::format("model '{}' has no version labelled '{}' and no alias '{}' ({})",
+                                               ref.model(), ref.label_text(), ref.label_text(), latest_text));
   }
   throw Error(Errc::not_found, ref.to_string());
 }
@@ -282,6 +287,7 @@ ModelVersion Registry::Impl::load_version(std::int64_t id) const {
   } else if (v.format == kModelFormat) {
     v.task = ModelTask{Task::binary, ClassLabels::zero_one()};  // every model before schema 5
   }
+  v.aliases = aliases_of(id, v.active);
   v.signature = signature_of(id);
   return v;
 }

@@ -210,7 +210,7 @@ TEST_CASE_FIXTURE(Fixture, "the README's example queries run as written in the s
     REQUIRE(close != std::string::npos);
     examples[s.substr(at + heading.size(), title_end - at - heading.size())] = s.substr(open + 7, close - open - 7);
   }
-  REQUIRE(examples.size() == 3);
+  REQUIRE(examples.size() == 4);
 
   // Ancestry of fraud@3: fraud@2 at depth 1, fraud@1 at depth 2.
   const std::string ancestry = shell(db, examples.at("the ancestry of a version"));
@@ -223,4 +223,16 @@ TEST_CASE_FIXTURE(Fixture, "the README's example queries run as written in the s
   const std::string active_then = shell(db, examples.at("what was active at a given time"));
   CHECK(active_then == "fraud|1|promote|2026-11-18T21:06:40.000Z|ops\n");
   CHECK(reg.history("fraud").back().at == "2026-11-18T22:06:40.000Z");
+  // champion: not yet set at the README's time, then fraud@1 (moved at 00:06:40, before it), then
+  // fraud@3 (02:06:40, after it), then removed; at a later time, removed (a NULL version).
+  const std::string& alias_query = examples.at("what an alias pointed to at a given time");
+  CHECK(shell(db, alias_query).empty());
+  reg.set_alias(ref("fraud@1"), "champion", {.reason = "first"});
+  reg.set_alias(ref("fraud@3"), "champion");
+  CHECK(shell(db, alias_query) == "1|alias_set|2026-11-19T00:06:40.000Z|ops|first\n");
+  reg.remove_alias("fraud", "champion");
+  std::string later = alias_query;
+  later.replace(later.find("2026-11-19T01:00:00Z"), 20, "2026-11-20");
+  CHECK(shell(db, later) == "|alias_remove|2026-11-19T03:06:40.000Z|ops|\n");
+  CHECK(shell(db, alias_query) == "1|alias_set|2026-11-19T00:06:40.000Z|ops|first\n");
 }

@@ -200,22 +200,26 @@ def _native_of(obj):
     raise TypeError("modelreg.sklearn.convert returned %r, not a native model" % (obj,))
 
 
-def _refuse(obj, detail=""):
+def _refuse(obj, sklearn_supported):
     raise InvalidArgument(
-        "cannot save %s.%s: supported are %s, and the scikit-learn estimators modelreg.sklearn converts%s"
-        % (type(obj).__module__, type(obj).__name__, "; ".join(_SUPPORTED_HERE), detail))
+        "cannot save %s.%s: supported are %s, and fitted scikit-learn estimators: %s"
+        % (type(obj).__module__, type(obj).__name__, "; ".join(_SUPPORTED_HERE), sklearn_supported))
 
 
 def _sklearn_native(obj, features):
     # Imported on first use: scikit-learn is needed only to save its estimators.
     if importlib.util.find_spec(__package__ + ".sklearn") is None:
-        _refuse(obj, " (not available in this build)")
+        _refuse(obj, "none in this build (modelreg.sklearn is missing)")
     converters = importlib.import_module(__package__ + ".sklearn")
-    convert = getattr(converters, "convert", None)
-    if convert is None:
-        _refuse(obj, " (not available in this build)")
+    if not hasattr(obj, "get_params"):  # not an estimator at all
+        _refuse(obj, converters.supported())
     names = [name for name, _ in features] if features else None
-    return _converted(convert(obj, feature_names=names))
+    try:
+        return _converted(converters.convert(obj, feature_names=names))
+    except InvalidArgument as e:
+        if str(e).startswith("cannot convert"):  # an estimator of a class it does not convert
+            raise InvalidArgument("%s; also supported: %s" % (e, "; ".join(_SUPPORTED_HERE))) from None
+        raise
 
 
 class Registry:

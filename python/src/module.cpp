@@ -7,10 +7,7 @@
 
 #include "bindings.hpp"
 #include "modelreg/error.hpp"
-
-#ifdef MODELREG_PYTHON_SKLEARN_BINDINGS
 #include "sklearn_bindings.hpp"
-#endif
 
 namespace py = pybind11;
 
@@ -38,7 +35,5 @@ PYBIND11_MODULE(_modelreg, m) {
   modelreg::python::bind_model(m);
   modelreg::python::bind_registry(m);
   modelreg::python::bind_server(m);
-#ifdef MODELREG_PYTHON_SKLEARN_BINDINGS
-  bind_sklearn(m);
-#endif
+  modelreg::python::bind_sklearn(m);
 }

@@ -27,6 +27,9 @@ PACKAGES=(
   libcli11-dev nlohmann-json3-dev libcpp-httplib-dev doctest-dev
   # Tests that produce models with scikit-learn and XGBoost at test time, through /usr/bin/python3.
   python3-numpy python3-sklearn python3-xgboost
+  # The Python package (python/): built with pybind11 for Debian's python3, tested with pytest
+  # (DataFrame inputs with pandas).
+  python3-dev pybind11-dev python3-pytest python3-pandas
 )
 DEEP_PACKAGES=(clang libclang-rt-14-dev)  # the fuzz targets: clang and its libFuzzer runtime
 
@@ -109,9 +112,11 @@ case "${1:-}" in
     install_packages "${PACKAGES[@]}"
     configure build -Dwerror=false
     log "building the demonstration (build/)"
-    ninja -C build -j"$(nproc)" registry-cli/modelreg examples/fraud_demo examples/tour
+    ninja -C build -j"$(nproc)" registry-cli/modelreg examples/fraud_demo examples/tour python-package
     log "demonstration"
     ./build/examples/fraud_demo build/demo
+    log "the lesson in Python (examples/lesson.py)"
+    PYTHONPATH=build/python /usr/bin/python3 examples/lesson.py build/demo-python
     ;;
   test)
     install_packages "${PACKAGES[@]}"

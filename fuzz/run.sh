@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # fuzz/run.sh SECONDS [TARGET...] — build the libFuzzer targets (build/fuzz, clang, ASan + UBSan)
-# if needed, then run each target (default: all five) for SECONDS on a copy of its seed corpus, and
+# if needed, then run each target (default: all six) for SECONDS on a copy of its seed corpus, and
 # print per target the executions, executions per second, corpus size and crashes.
 #
 # The committed corpus (fuzz/corpus/TARGET) is never written: each run starts from a copy in
@@ -14,7 +14,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-ALL_TARGETS=(model_ref_fuzz archive_fuzz bundle_fuzz csv_fuzz infer_request_fuzz)
+ALL_TARGETS=(model_ref_fuzz archive_fuzz bundle_fuzz csv_fuzz infer_request_fuzz xgboost_fuzz)
 if [ $# -lt 1 ] || ! [[ $1 =~ ^[0-9]+$ ]] || [ "$1" -lt 1 ]; then
   echo "usage: fuzz/run.sh SECONDS [TARGET...]   (targets: ${ALL_TARGETS[*]})" >&2
   exit 2

@@ -663,7 +663,11 @@ void write_csv(const LabeledData& data, std::ostream& out) {
     // "{}" is the shortest text that reads back as the same double (fmt's round-trip guarantee).
     for (std::size_t c = 0; c < data.n_features(); ++c) {
       if (c > 0) buffer.push_back(',');
-      if (!std::isnan(data.x(r, c))) fmt::format_to(std::back_inserter(buffer), "{}", data.x(r, c));  // NaN: missing, empty
+      if (!std::isnan(data.x(r, c))) {
+        fmt::format_to(std::back_inserter(buffer), "{}", data.x(r, c));
+      } else if (data.n_features() == 1 && !data.has_labels()) {
+        fmt::format_to(std::back_inserter(buffer), "\"\"");  // missing, and not a blank line (skipped on reading)
+      }  // else NaN (missing): an empty cell
     }
     if (!data.values.empty()) {
       fmt::format_to(std::back_inserter(buffer), ",{}", data.values[r]);

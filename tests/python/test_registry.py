@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import modelreg
+from conftest import fraud_data, need
 
 
 def test_a_saved_model_loads_back_validated_and_predicts_identically(registry, forest, data):
@@ -217,3 +218,32 @@ def test_a_closed_registry_refuses_calls(db_path):
     assert r.closed
     with pytest.raises(modelreg.Conflict):
         r.models()
+
+
+def test_a_loaded_model_saves_again_with_its_features(registry, forest, data):
+    x, _ = data
+    registry.save_model(forest, "fraud")
+    model, _ = registry.load_model("fraud@1")
+    copy = registry.save_model(model, "fraud-copy", parents=["fraud@1"])
+    assert copy.features == model.version.features and copy.sha256 == model.version.sha256
+    again, _ = registry.load_model(copy.ref)
+    np.testing.assert_array_equal(again.predict_proba(x), forest.predict_proba(x))
+
+
+def test_a_scikit_learn_estimator_saves_as_a_native_version_with_its_names_and_params(registry):
+    pd = need("pandas")
+    need("sklearn")
+    need("modelreg.sklearn")
+    from sklearn.ensemble import RandomForestClassifier
+    x, y = fraud_data(rows=600, features=5)
+    frame = pd.DataFrame(x, columns=["amount", "hour", "age", "merchant", "distance"])
+    rf = RandomForestClassifier(n_estimators=10, max_depth=5, random_state=0).fit(frame, y)
+    v = registry.save_model(rf, "fraud", metrics={"f1": 0.5})
+    assert v.type_name == "sklearn.RandomForestClassifier" and v.format == "modelreg-model"
+    assert v.features == ("amount", "hour", "age", "merchant", "distance")
+    assert v.params["n_estimators"] == "10" and v.params["max_depth"] == "5"
+    model, _ = registry.load_model(v.ref)
+    shuffled = frame[["distance", "amount", "hour", "merchant", "age"]]
+    np.testing.assert_allclose(model.predict_proba(shuffled), rf.predict_proba(frame), atol=1e-12)
+    renamed = registry.save_model(rf, "fraud", features=["a", "b", "c", "d", "e"])
+    assert renamed.features == ("a", "b", "c", "d", "e")

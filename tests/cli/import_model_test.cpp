@@ -73,6 +73,17 @@ with open(out + "/probe.csv", "w") as f:
   }
 };
 
+
+// Waits (with a deadline, not a fixed sleep) until the server has loaded its version.
+void wait_ready(httplib::Client& c) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (auto r = c.Get("/v2/health/ready"); r && r->status == 200) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  FAIL("the server did not become ready");
+}
+
 }  // namespace
 
 TEST_CASE_FIXTURE(ImportCli, "import-model registers an XGBoost file with its metadata and probe rows, and predict "
@@ -153,6 +164,7 @@ TEST_CASE_FIXTURE(ImportCli, "modelreg serve scores an imported XGBoost model, r
 
   test::ServerProcess server(db, "risk", dir / "serve.log");
   httplib::Client c("127.0.0.1", server.port());
+  wait_ready(c);
   const json body = {{"inputs", json::array({{{"name", "input"}, {"shape", {3, 4}}, {"datatype", "FP64"},
                                               {"data", {0.5, nullptr, -1.0, nullptr, nullptr, nullptr, nullptr, nullptr,
                                                         -0.3, 0.2, 0.9, 1.5}}}})}};

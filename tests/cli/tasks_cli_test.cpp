@@ -1,9 +1,11 @@
 // The three tasks end to end through the modelreg command and its server: train infers the task,
 // show says it, predict writes the fixed output shapes, serve answers OIP v2 in them, missing
 // values are refused by built-in models, and metric guards know which way a metric improves.
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <set>
+#include <thread>
 #include <random>
 #include <sstream>
 
@@ -101,6 +103,17 @@ json oip(const std::vector<std::vector<json>>& rows) {
                                    {"datatype", "FP64"}, {"data", flat}}})}};
 }
 
+
+// Waits (with a deadline, not a fixed sleep) until the server has loaded its version.
+void wait_ready(httplib::Client& c) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (auto r = c.Get("/v2/health/ready"); r && r->status == 200) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  FAIL("the server did not become ready");
+}
+
 }  // namespace
 
 TEST_CASE_FIXTURE(Tasks, "a multiclass model with string classes: trained, shown, predicted and served in its shapes") {
@@ -131,6 +144,7 @@ TEST_CASE_FIXTURE(Tasks, "a multiclass model with string classes: trained, shown
   ok({"promote", "colors@1"});
   test::ServerProcess server(db, "colors", dir / "serve.log");
   httplib::Client c("127.0.0.1", server.port());
+  wait_ready(c);
   auto meta = c.Get("/v2/models/colors");
   REQUIRE(meta);
   const json m = json::parse(meta->body);
@@ -192,6 +206,7 @@ TEST_CASE_FIXTURE(Tasks, "a regression model: one prediction a row everywhere, a
 
   test::ServerProcess server(db, "eta", dir / "serve.log");
   httplib::Client c("127.0.0.1", server.port());
+  wait_ready(c);
   const json answer = post(c, "/v2/models/eta/infer", oip({{0.5, 0.25}, {0.0, 0.0}}), 200);
   REQUIRE(answer["outputs"].size() == 1);
   CHECK(answer["outputs"][0]["name"] == "prediction");

@@ -27,7 +27,6 @@ import numpy as np
 
 from . import _modelreg
 from ._errors import InvalidArgument
-from ._model import Model
 
 __all__ = ["convert", "supported"]
 
@@ -268,7 +267,8 @@ def convert(estimator, feature_names=None):
     scalers, params, steps = [], {}, []
     name = _class_name(estimator)
     if name == "Pipeline":
-        _check_fitted_pipeline(estimator)
+        if not estimator.steps:
+            _refuse("the Pipeline has no steps")
         *head, (last_name, last) = estimator.steps
         for step_name, step in head:
             if step is None or (isinstance(step, str) and step == "passthrough"):
@@ -286,7 +286,7 @@ def convert(estimator, feature_names=None):
             _refuse("the Pipeline ends in %s" % type(estimator).__name__)
         params.update(_params(estimator, last_name + "__"))
         params["pipeline"] = " -> ".join(steps + [name])
-    elif name is None or name not in _FAMILIES or isinstance(estimator, Model):
+    elif name is None or name not in _FAMILIES:
         _refuse("cannot convert %s.%s" % (type(estimator).__module__, type(estimator).__name__))
     else:
         params.update(_params(estimator))
@@ -313,7 +313,3 @@ def convert(estimator, feature_names=None):
     native = _modelreg.sklearn_model(spec)
     return {"model": native, "type_name": native.type_name, "params": params, "features": names}
 
-
-def _check_fitted_pipeline(pipeline):
-    if not pipeline.steps:
-        _refuse("the Pipeline has no steps")

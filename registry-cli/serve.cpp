@@ -67,6 +67,7 @@ struct ServeArgs {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0: any free port (the chosen one is printed)
   int poll_ms = 100;
+  std::string alias = "active";
   int threads = 256;
   std::size_t max_body_bytes = 8u << 20;
   std::size_t max_inflight_body_bytes = 0;  // 0: twice max_body_bytes
@@ -518,6 +519,7 @@ class HttpFrontEnd {
       }
     }
     return {{"model", s.model},
+            {"alias", s.watcher.alias},
             {"ready", s.ready},
             {"requests_served", served},
             {"requests_failed", failed},
@@ -1205,6 +1207,7 @@ int run_serve(const Globals& g, const ServeArgs& args) {
 
   WatcherOptions options;
   options.poll_interval = std::chrono::milliseconds(args.poll_ms);
+  options.alias = args.alias;
   options.log = [](std::string_view line) { HttpFrontEnd::log(line); };
   options.signing_key = std::move(signing_key);
   ModelServer server(g.db, args.model, options);
@@ -1275,6 +1278,8 @@ void add_serve_command(CLI::App& app, Globals& g) {
   cmd->add_option("--host", a->host, "Address to bind (default 127.0.0.1)");
   cmd->add_option("--port", a->port, "Port (default 8080; 0 picks a free one and prints it)");
   cmd->add_option("--poll-ms", a->poll_ms, "How often to look for a new active version (default 100)");
+  cmd->add_option("--alias", a->alias,
+                  "The alias to follow: active (default), any alias of the model (champion), or latest");
   cmd->add_option("--threads", a->threads,
                   "Most connections served at once, one thread each, started as needed (default 256)");
   cmd->add_option("--max-body-bytes", a->max_body_bytes, "Largest request body (default 8 MiB)");

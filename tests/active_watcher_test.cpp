@@ -277,6 +277,36 @@ TEST_CASE_FIXTURE(Fixture, "without change notifications a promotion waits for t
   CHECK(w.status().wakeups == 0);
 }
 
+TEST_CASE_FIXTURE(Fixture, "a watcher follows the alias it is given, not active") {
+  versions(3);
+  reg.promote(ModelRef::parse("fraud@1"));
+  WatcherOptions o = manual();
+  o.alias = "champion";
+  ActiveWatcher w(db, "fraud", o);
+  CHECK_FALSE(w.poll_now());
+  CHECK_FALSE(w.ready());
+  CHECK(w.unready_reason().find("holds the alias 'champion'") != std::string::npos);
+  reg.set_alias(ModelRef::parse("fraud@2"), "champion");
+  CHECK(w.poll_now());
+  CHECK(w.current()->version.id.number == 2);
+  reg.promote(ModelRef::parse("fraud@3"));  // moves active, not champion
+  CHECK_FALSE(w.poll_now());
+  CHECK(w.current()->version.id.number == 2);
+  reg.set_alias(ModelRef::parse("fraud@3"), "champion");
+  CHECK(w.poll_now());
+  CHECK(w.current()->version.id.number == 3);
+  CHECK(w.status().alias == "champion");
+
+  WatcherOptions newest = manual();
+  newest.alias = "latest";
+  ActiveWatcher latest(db, "fraud", newest);
+  CHECK(latest.poll_now());
+  CHECK(latest.current()->version.id.number == 3);
+  WatcherOptions bad = manual();
+  bad.alias = "no spaces";
+  CHECK(code_of([&] { ActiveWatcher x(db, "fraud", bad); }) == Errc::invalid_argument);
+}
+
 TEST_CASE_FIXTURE(Fixture, "a watcher refuses a missing database and a bad model name") {
   CHECK(code_of([&] { ActiveWatcher w(dir / "missing.db", "fraud", manual()); }) == Errc::not_found);
   CHECK(code_of([&] { ActiveWatcher w(db, "bad name", manual()); }) == Errc::invalid_argument);

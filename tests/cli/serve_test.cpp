@@ -853,3 +853,30 @@ TEST_CASE_FIXTURE(Fixture, "with nothing loadable the 503 says why") {
   CHECK(r->body.find("fraud@2 could not be served") != std::string::npos);
   CHECK(server.stop() == 0);
 }
+
+TEST_CASE_FIXTURE(Fixture, "serve --alias follows that alias as it moves, not the active version") {
+  {
+    Registry reg(db);
+    reg.promote(ModelRef::parse("fraud@1"));
+    reg.set_alias(ModelRef::parse("fraud@2"), "champion");
+  }
+  ServerProcess server(db, "fraud", dir / "serve.log", serve_options("100000", {"--alias", "champion"}));
+  httplib::Client c("127.0.0.1", server.port());
+  const json s = wait_status(c, [](const json& st) { return st["ready"] == true; });
+  CHECK(s["alias"] == "champion");
+  CHECK(s["serving_version"] == 2);
+  auto version_of_answer = [&] {
+    auto r = c.Post("/v2/models/fraud/infer", infer_body(), "application/json");
+    REQUIRE(r);
+    REQUIRE(r->status == 200);
+    return json::parse(r->body)["model_version"].get<std::string>();
+  };
+  CHECK(version_of_answer() == "2");
+  {
+    Registry reg(db);
+    reg.promote(ModelRef::parse("fraud@3"));  // active moves; the server does not follow it
+    reg.set_alias(ModelRef::parse("fraud@4"), "champion");
+  }
+  wait_status(c, [](const json& st) { return st["serving_version"] == 4; });
+  CHECK(version_of_answer() == "4");
+}

@@ -54,6 +54,9 @@ struct MODELREG_API ServedModel {
 using ModelLoader = std::function<std::shared_ptr<const Model>(const Registry& registry, const ModelVersion& version)>;
 
 struct MODELREG_API WatcherOptions {
+  // The alias followed: `active` (default, what promote and rollback move), any alias of the model
+  // (`champion`, moved by Registry::set_alias), or `latest` (the newest version).
+  std::string alias = "active";
   // How often data_version is polled. Default: 100 ms.
   std::chrono::milliseconds poll_interval{100};
   // Default (empty): Registry::load_model with validation.
@@ -80,6 +83,7 @@ struct MODELREG_API WatcherOptions {
 };
 
 struct MODELREG_API WatcherStatus {
+  std::string alias;                            // the alias followed (WatcherOptions::alias)
   std::optional<std::int64_t> serving_version;  // what current() returns
   std::optional<std::int64_t> desired_version;  // the active version in the database, last seen
   std::uint64_t swaps = 0;
@@ -101,7 +105,8 @@ struct MODELREG_API WatcherStatus {
 class MODELREG_API ActiveWatcher {
  public:
   // Opens `db` read-only (it must exist) and, with options.background, starts polling at once.
-  // Throws Error as Registry's constructor does.
+  // Throws Error as Registry's constructor does, and Error(invalid_argument) for an alias that is
+  // not a valid name.
   ActiveWatcher(const std::filesystem::path& db, std::string model, WatcherOptions options = {});
   // Stops the thread (waiting for a load in progress to finish).
   ~ActiveWatcher();

@@ -95,12 +95,26 @@ struct __attribute__((visibility("hidden"))) ActiveWatcher::Impl {
     if (!is_valid_model_name(model)) {
       throw Error(Errc::invalid_argument, fmt::format("model name '{}' is invalid", model));
     }
+    (void)followed();  // refuses an alias that is not a valid name
     if (!options.clock) options.clock = [] { return std::chrono::steady_clock::now(); };
     if (!options.loader) {
       options.loader = [](const Registry& reg, const ModelVersion& v) -> std::shared_ptr<const Model> {
         return reg.load_model(ModelRef::number(v.id.model, v.id.number)).model;
       };
     }
+  }
+
+  // The reference the watcher serves: NAME@active, NAME@ALIAS or NAME@latest.
+  ModelRef followed() const {
+    // Parsed as `modelreg serve` users write it, so a name the parser refuses (or a number,
+    // which pins a version instead of following an alias) is refused here too.
+    const ModelRef ref = ModelRef::parse(model + "@" + options.alias);
+    if (ref.kind() == ModelRef::Kind::number) {
+      throw Error(Errc::invalid_argument,
+                  fmt::format("'{}' is a version number, not an alias; a watcher follows active, latest or an alias",
+                              options.alias));
+    }
+    return ref;
   }
 
   // Opens `path` and records the identity of the file opened. The path is looked at before and
@@ -195,7 +209,7 @@ struct __attribute__((visibility("hidden"))) ActiveWatcher::Impl {
       last_data_version = dv;
       const bool retry_due = failed_version && options.clock() >= next_retry;
       if (!changed && !retry_due) return false;
-      active = registry.find(ModelRef::active(model));
+      active = registry.find(followed());
     } catch (const std::exception& e) {
       std::lock_guard s(status_mutex);
       ++status.poll_errors;
@@ -341,13 +355,18 @@ std::string ActiveWatcher::unready_reason() const {
   const WatcherStatus s = status();
   if (s.database_problem) return *s.database_problem;
   if (serving) return {};
+  const std::string& alias = impl_->options.alias;
   if (s.desired_version) {
     const std::string ref = fmt::format("{}@{}", impl_->model, *s.desired_version);
-    if (s.last_error) return fmt::format("the active version {} could not be served: {}", ref, *s.last_error);
-    return fmt::format("the active version {} is still being loaded and validated", ref);
+    if (s.last_error) return fmt::format("the {} version {} could not be served: {}", alias, ref, *s.last_error);
+    return fmt::format("the {} version {} is still being loaded and validated", alias, ref);
   }
   if (s.last_error) return fmt::format("the registry could not be read: {}", *s.last_error);
   if (s.polls == 0) return fmt::format("the registry has not been read yet");
+  if (alias != "active") {
+    return fmt::format("no version of '{}' holds the alias '{}'; set it (modelreg alias set {}@N {})", impl_->model,
+                       alias, impl_->model, alias);
+  }
   return fmt::format("no version of '{}' is active; promote one (modelreg promote {}@N)", impl_->model, impl_->model);
 }
 
@@ -355,7 +374,9 @@ bool ActiveWatcher::poll_now() { return impl_->poll(); }
 
 WatcherStatus ActiveWatcher::status() const {
   std::lock_guard lock(impl_->status_mutex);
-  return impl_->status;
+  WatcherStatus s = impl_->status;
+  s.alias = impl_->options.alias;
+  return s;
 }
 
 }  // namespace modelreg

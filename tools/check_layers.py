@@ -25,7 +25,7 @@ PUBLIC = {
     "sklearn.hpp": "models",
     "checksum.hpp": "store", "metadata.hpp": "store", "model_ref.hpp": "store", "registry.hpp": "store",
     "signing.hpp": "store", "training_run.hpp": "store",
-    "xgboost_import.hpp": "store",
+    "xgboost_import.hpp": "store", "webhooks.hpp": "store",
     "active_watcher.hpp": "serving", "model_server.hpp": "serving",
 }
 

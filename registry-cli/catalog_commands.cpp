@@ -117,20 +117,10 @@ int cmd_show(const Globals& g, const std::string& ref_text) {
   const ModelRef ref = parse_ref(ref_text);
   Registry reg = open_registry(g, false);
   const ModelVersion v = reg.get(ref);
-  std::vector<Event> events;
-  for (const auto& e : reg.history(v.id.model)) {
-    if (e.version == v.id.number || e.to_version == v.id.number || e.from_version == v.id.number) events.push_back(e);
-  }
+  const std::vector<Event> events = version_events(reg, v);
   const auto children = reg.descendants(ModelRef::number(v.id.model, v.id.number), 1);
   if (g.json) {
-    json out = to_json(v);
-    json ev = json::array();
-    for (const auto& e : events) ev.push_back(to_json(e));
-    out["events"] = ev;
-    json ch = json::array();
-    for (const auto& c : children) ch.push_back({{"ref", c.child.to_string()}, {"relation", c.relation}});
-    out["children"] = ch;
-    print_json(out);
+    print_json(show_json(v, events, children));
     return 0;
   }
   print_text("{}\n", version_line(v));
@@ -215,12 +205,6 @@ struct CompareArgs {
   std::vector<std::string> metrics;
 };
 
-// "higher" or "lower" (which value is better), null when the direction is unknown.
-json direction_word(const std::optional<MetricDirection>& d) {
-  if (!d) return nullptr;
-  return *d == MetricDirection::lower_is_better ? "lower" : "higher";
-}
-
 int cmd_compare(const Globals& g, const CompareArgs& args) {
   const ModelRef a = parse_ref(args.a), b = parse_ref(args.b);
   Registry reg = open_registry(g, false);
@@ -235,16 +219,7 @@ int cmd_compare(const Globals& g, const CompareArgs& args) {
     }
   }
   if (g.json) {
-    json list = json::array();
-    for (const auto& c : rows) {
-      list.push_back({{"metric", c.metric},
-                      {"a", json_or_null(c.a)},
-                      {"b", json_or_null(c.b)},
-                      {"difference", json_or_null(c.difference())},
-                      {"better", direction_word(c.direction)},
-                      {"improvement", json_or_null(c.improvement())}});
-    }
-    print_json({{"a", va.ref_string()}, {"b", vb.ref_string()}, {"metrics", list}});
+    print_json(compare_json(va, vb, rows));
     return 0;
   }
   Table t({"METRIC", va.ref_string(), vb.ref_string(), "DIFFERENCE", "BETTER", "IMPROVEMENT"});
@@ -291,13 +266,7 @@ int cmd_lineage(const Globals& g, const LineageArgs& a) {
   const auto ancestors = up ? reg.ancestors(ref) : std::vector<LineageEdge>{};
   const auto descendants = down ? reg.descendants(ref) : std::vector<LineageEdge>{};
   if (g.json) {
-    json a = json::array(), d = json::array();
-    for (const auto& e : ancestors) a.push_back(to_json(e));
-    for (const auto& e : descendants) d.push_back(to_json(e));
-    json out = {{"ref", root}};
-    if (up) out["ancestors"] = a;
-    if (down) out["descendants"] = d;
-    print_json(out);
+    print_json(lineage_json(root, up ? &ancestors : nullptr, down ? &descendants : nullptr));
     return 0;
   }
   std::vector<LineageEdge> all = ancestors;
@@ -332,13 +301,7 @@ int cmd_sql(const Globals& g, const SqlArgs& a) {
   bounds.timeout = std::chrono::milliseconds(a.timeout_ms);
   const SqlResult r = reg.query(a.sql, bounds);
   if (g.json) {
-    json out = json::array();
-    for (const auto& row : r.rows) {
-      json obj = json::object();
-      for (std::size_t i = 0; i < row.size(); ++i) obj[r.columns[i]] = to_json(row[i]);
-      out.push_back(obj);
-    }
-    print_json(out);
+    print_json(to_json(r));
   } else if (a.csv) {
     // CSV is data: exact in a pipe or a file; on a terminal, escaped like all text.
     const bool terminal = is_terminal(stdout);

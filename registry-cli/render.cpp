@@ -127,6 +127,76 @@ nlohmann::json to_json(const Alias& a) {
                         {"set_at", a.set_at}, {"set_by", a.set_by}};
 }
 
+nlohmann::json to_json(const TokenInfo& t) {
+  return nlohmann::json{{"name", t.name},
+                        {"role", std::string(to_string(t.role))},
+                        {"model_glob", json_or_null(t.model_glob)},
+                        {"created_at", t.created_at},
+                        {"created_by", t.created_by},
+                        {"revoked_at", json_or_null(t.revoked_at)},
+                        {"revoked_by", json_or_null(t.revoked_by)}};
+}
+
+nlohmann::json to_json(const SqlResult& r) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& row : r.rows) {
+    nlohmann::json obj = nlohmann::json::object();
+    for (std::size_t i = 0; i < row.size(); ++i) obj[r.columns[i]] = to_json(row[i]);
+    out.push_back(obj);
+  }
+  return out;
+}
+
+nlohmann::json show_json(const ModelVersion& v, const std::vector<Event>& events,
+                         const std::vector<LineageEdge>& children) {
+  nlohmann::json out = to_json(v);
+  nlohmann::json ev = nlohmann::json::array();
+  for (const auto& e : events) ev.push_back(to_json(e));
+  out["events"] = ev;
+  nlohmann::json ch = nlohmann::json::array();
+  for (const auto& c : children) ch.push_back({{"ref", c.child.to_string()}, {"relation", c.relation}});
+  out["children"] = ch;
+  return out;
+}
+
+std::vector<Event> version_events(const Registry& reg, const ModelVersion& v) {
+  std::vector<Event> events;
+  for (const auto& e : reg.history(v.id.model)) {
+    if (e.version == v.id.number || e.to_version == v.id.number || e.from_version == v.id.number) events.push_back(e);
+  }
+  return events;
+}
+
+nlohmann::json direction_word(const std::optional<MetricDirection>& d) {
+  if (!d) return nullptr;
+  return *d == MetricDirection::lower_is_better ? "lower" : "higher";
+}
+
+nlohmann::json compare_json(const ModelVersion& a, const ModelVersion& b, const std::vector<MetricComparison>& rows) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const auto& c : rows) {
+    list.push_back({{"metric", c.metric},
+                    {"a", json_or_null(c.a)},
+                    {"b", json_or_null(c.b)},
+                    {"difference", json_or_null(c.difference())},
+                    {"better", direction_word(c.direction)},
+                    {"improvement", json_or_null(c.improvement())}});
+  }
+  return {{"a", a.ref_string()}, {"b", b.ref_string()}, {"metrics", list}};
+}
+
+nlohmann::json lineage_json(const std::string& root, const std::vector<LineageEdge>* ancestors,
+                            const std::vector<LineageEdge>* descendants) {
+  nlohmann::json out = {{"ref", root}};
+  for (auto [key, edges] : {std::pair{"ancestors", ancestors}, std::pair{"descendants", descendants}}) {
+    if (!edges) continue;
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& e : *edges) list.push_back(to_json(e));
+    out[key] = list;
+  }
+  return out;
+}
+
 void print_transition(const Transition& t, std::string_view verb, bool json) {
   if (json) {
     print_json(to_json(t));

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "modelreg/access.hpp"
 #include "modelreg/registry.hpp"
 #include "printable_text.hpp"
 
@@ -36,6 +37,21 @@ nlohmann::json to_json(const LineageEdge& e);
 nlohmann::json to_json(const Transition& t);
 nlohmann::json to_json(const Alias& a);
 nlohmann::json to_json(const SqlValue& v);  // a blob as {"blob_bytes": size}
+nlohmann::json to_json(const TokenInfo& t);  // never the token or its hash
+nlohmann::json to_json(const SqlResult& r);  // an array of objects, one a row, by column name
+
+// The shapes of `show`, `compare` and `lineage` --json, shared with `modelreg ui`'s API.
+// show: the version with "events" (those naming it) and "children" (direct descendants).
+nlohmann::json show_json(const ModelVersion& v, const std::vector<Event>& events,
+                         const std::vector<LineageEdge>& children);
+// The events of v's model that name v (as its version, or as where an alias moved from or to).
+std::vector<Event> version_events(const Registry& reg, const ModelVersion& v);
+// "higher" or "lower" (which value is better), null when the direction is unknown.
+nlohmann::json direction_word(const std::optional<MetricDirection>& d);
+nlohmann::json compare_json(const ModelVersion& a, const ModelVersion& b, const std::vector<MetricComparison>& rows);
+// {"ref": root} with "ancestors" and "descendants" when given.
+nlohmann::json lineage_json(const std::string& root, const std::vector<LineageEdge>* ancestors,
+                            const std::vector<LineageEdge>* descendants);
 
 // Columns padded to their widest cell; the first row is the header, not printed when all its
 // cells are empty (a table used only for alignment). Cells print as printable() shows them.

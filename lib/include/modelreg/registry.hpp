@@ -108,6 +108,15 @@ struct MODELREG_API VersionQuery {
   std::optional<std::string> order_by_metric;   // versions without it sort last
   bool descending = true;                       // for order_by_metric (best first)
   std::optional<std::size_t> limit;
+  // Keyset pagination: only the versions that come after `after` in the order above — the last
+  // version of the previous page, given by its number and (with order_by_metric) its value of
+  // that metric, none when it lacked it. Without order_by_metric it follows the (model, number)
+  // index, so a page costs the same at version 100,000 as at version 1.
+  struct After {
+    std::int64_t number = 0;
+    std::optional<double> metric;
+  };
+  std::optional<After> after;
 };
 
 // Who did it and why; recorded in the audit log.
@@ -391,6 +400,7 @@ class MODELREG_API Registry {
   const std::filesystem::path& path() const noexcept;
 
  private:
+  friend class TokenStore;  // access.hpp: tokens are written through this registry's connection
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -421,6 +421,16 @@ std::vector<ModelVersion> Registry::list_versions(std::string_view model, const 
                                : " AND EXISTS (SELECT 1 FROM tags t WHERE t.version_id = v.id AND t.key = ?)";
     }
     if (query.status) sql += " AND v.status = ?";
+    constexpr std::string_view kSortValue = "(SELECT x.value FROM metrics x WHERE x.version_id = v.id AND x.name = ?)";
+    if (query.after && !query.order_by_metric) {
+      sql += " AND v.number > ?";
+    } else if (query.after && query.after->metric) {
+      // (value, number) after the cursor's; versions without the metric sort last.
+      sql += fmt::format(" AND ({0} {1} ? OR ({0} = ? AND v.number > ?) OR {0} IS NULL)", kSortValue,
+                         query.descending ? "<" : ">");
+    } else if (query.after) {
+      sql += fmt::format(" AND {} IS NULL AND v.number > ?", kSortValue);
+    }
     if (query.order_by_metric) {
       sql += fmt::format(" ORDER BY (SELECT x.value FROM metrics x WHERE x.version_id = v.id AND x.name = ?) {} NULLS LAST, "
                          "v.number",
@@ -447,6 +457,19 @@ std::vector<ModelVersion> Registry::list_versions(std::string_view model, const 
       if (query.tag->second) q.bind(i++, *query.tag->second);
     }
     if (query.status) q.bind(i++, std::string(*query.status == VersionStatus::archived ? "archived" : "ready"));
+    if (query.after && !query.order_by_metric) {
+      q.bind(i++, query.after->number);
+    } else if (query.after && query.after->metric) {
+      q.bind(i++, *query.order_by_metric);
+      q.bind(i++, *query.after->metric);
+      q.bind(i++, *query.order_by_metric);
+      q.bind(i++, *query.after->metric);
+      q.bind(i++, query.after->number);
+      q.bind(i++, *query.order_by_metric);
+    } else if (query.after) {
+      q.bind(i++, *query.order_by_metric);
+      q.bind(i++, query.after->number);
+    }
     if (query.order_by_metric) q.bind(i++, *query.order_by_metric);
     std::vector<std::int64_t> ids;
     while (q.executeStep()) ids.push_back(q.getColumn(0).getInt64());

@@ -1,5 +1,6 @@
 #include "infer_request.hpp"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -162,6 +163,20 @@ InferRequest parse_infer_request(std::string_view text) {
   }
   request.values = std::move(data.values);
   if (body.contains("id")) request.id = body["id"];
+  if (body.contains("outputs")) {
+    const json& outputs = body["outputs"];
+    const auto bad = HttpError{400, "\"outputs\" must be an array of {\"name\": \"...\"}, each name once"};
+    if (!outputs.is_array()) throw bad;
+    for (const json& o : outputs) {
+      if (!o.is_object() || !o.contains("name") || !o["name"].is_string()) throw bad;
+      std::string name = o["name"].get<std::string>();
+      if (std::find(request.requested_outputs.begin(), request.requested_outputs.end(), name) !=
+          request.requested_outputs.end()) {
+        throw bad;
+      }
+      request.requested_outputs.push_back(std::move(name));
+    }
+  }
   return request;
 }
 

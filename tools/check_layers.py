@@ -26,7 +26,7 @@ PUBLIC = {
     "checksum.hpp": "store", "metadata.hpp": "store", "model_ref.hpp": "store", "registry.hpp": "store",
     "signing.hpp": "store", "training_run.hpp": "store", "access.hpp": "store",
     "xgboost_import.hpp": "store", "webhooks.hpp": "store",
-    "active_watcher.hpp": "serving", "model_server.hpp": "serving",
+    "active_watcher.hpp": "serving", "model_server.hpp": "serving", "model_repository.hpp": "serving",
 }
 
 # Third-party headers (by the first path component of a <...> include) and the lowest layer

@@ -202,9 +202,11 @@ TEST_CASE_FIXTURE(Fixture, "the server is not ready until a promotion, then answ
   r = c.Post("/v2/models/fraud/versions/2/infer", infer_body(), "application/json");
   REQUIRE(r);
   CHECK(r->status == 200);
+  // A version by number is served too (loaded on first use), and says which answered.
   r = c.Post("/v2/models/fraud/versions/1/infer", infer_body(), "application/json");
   REQUIRE(r);
-  CHECK(r->status == 409);
+  CHECK(r->status == 200);
+  CHECK(json::parse(r->body)["model_version"] == "1");
   r = c.Post("/predict", json{{"instances", {row(0), row(1)}}}.dump(), "application/json");
   REQUIRE(r);
   REQUIRE(r->status == 200);
@@ -219,8 +221,9 @@ TEST_CASE_FIXTURE(Fixture, "the server is not ready until a promotion, then answ
   CHECK(s["requests_served"].get<int>() >= 8);
   auto metrics = c.Get("/metrics");
   REQUIRE(metrics);
-  CHECK(metrics->body.find("modelreg_serving_version 2") != std::string::npos);
-  CHECK(metrics->body.find("modelreg_swaps_total 1") != std::string::npos);
+  CHECK(metrics->body.find("modelreg_serving_version{model=\"fraud\",alias=\"active\",version=\"\"} 2") != std::string::npos);
+  CHECK(metrics->body.find("modelreg_swaps_total{model=\"fraud\",alias=\"active\",version=\"\"} 1") != std::string::npos);
+  CHECK(metrics->body.find("modelreg_model_requests_total{model=\"fraud\",alias=\"active\",version=\"2\"}") != std::string::npos);
   CHECK(metrics->body.find("modelreg_inference_seconds_bucket{le=\"+Inf\"}") != std::string::npos);
   CHECK(metrics->body.find("modelreg_http_requests_total{route=\"infer\",outcome=\"ok\"}") != std::string::npos);
   CHECK(server.stop() == 0);
@@ -244,10 +247,10 @@ TEST_CASE_FIXTURE(Fixture, "bad requests get a 4xx JSON error naming the problem
        "not a number"},
       {"/v2/models/fraud/infer", R"({"inputs":[{"name":"x","shape":[1,10],"datatype":"INT8","data":)" + ten_zeros + "}]}",
        400, "datatype 'INT8'"},
-      {"/v2/models/ghost/infer", infer_body(), 404, "unknown model 'ghost'"},
+      {"/v2/models/ghost/infer", infer_body(), 404, "model 'ghost' is not served here"},
       {"/predict", R"({"rows": []})", 400, "instances"},
       {"/predict", R"({"instances": [[1,2],[1,2,3]]})", 400, "instance 1 has 3 values"},
-      {"/predict", R"({"instances": [[1,2]]})", 400, "expected 10 features per row"},
+      {"/predict", R"({"instances": [[1,2]]})", 400, "takes 10 features, the input has 2"},
       {"/predict", "{\"instances\": [" + std::string(200'000, ' ') + "]}", 413, "over the limit"},
       {"/no/such/path", "{}", 404, "no such endpoint"},
   };
@@ -387,8 +390,8 @@ TEST_CASE_FIXTURE(Fixture, "a promoted version that fails to load or validate ne
   }
   auto metrics = c.Get("/metrics");
   REQUIRE(metrics);
-  CHECK(metrics->body.find("modelreg_load_failures_total 0") == std::string::npos);
-  CHECK(metrics->body.find("modelreg_desired_version 3") != std::string::npos);
+  CHECK(metrics->body.find("modelreg_load_failures_total{model=\"fraud\",alias=\"active\",version=\"\"} 0") == std::string::npos);
+  CHECK(metrics->body.find("modelreg_desired_version{model=\"fraud\",alias=\"active\",version=\"\"} 3") != std::string::npos);
   REQUIRE(modelreg({"--db", db.string(), "promote", "fraud@4"}) == 0);
   wait_status(c, [](const json& s) { return s["serving_version"] == 4; });
   CHECK(server.stop() == 0);

@@ -33,6 +33,11 @@ struct MODELREG_API Prediction {
   std::int64_t version = 0;           // the version that answered (all rows: the same one)
 };
 
+// Scores `rows` with one loaded version: the shapes above, `version` set. Throws as
+// Model::predict_outputs does (Error(invalid_argument) for a batch of the wrong width or a missing
+// value the model cannot route).
+MODELREG_API Prediction predict_with(const ServedModel& served, MatrixView rows);
+
 struct MODELREG_API ServerStatus {
   std::string model;
   bool ready = false;

@@ -6,6 +6,24 @@
 
 namespace modelreg {
 
+Prediction predict_with(const ServedModel& served, MatrixView rows) {
+  const Model& model = *served.model;
+  Prediction p;
+  p.task = model.task();
+  p.rows = rows.rows();
+  std::vector<double> outputs = model.predict_outputs(rows);
+  if (p.task == Task::regression) {
+    p.values = std::move(outputs);
+  } else {
+    p.classes = model.classes();
+    const auto indexes = class_indexes_of(p.task, outputs, model.n_outputs());
+    p.labels.assign(indexes.begin(), indexes.end());
+    p.probabilities = std::move(outputs);
+  }
+  p.version = served.version.id.number;
+  return p;
+}
+
 ModelServer::ModelServer(const std::filesystem::path& db, std::string model, WatcherOptions options)
     : watcher_(db, std::move(model), std::move(options)), started_(std::chrono::steady_clock::now()) {}
 
@@ -19,21 +37,7 @@ Prediction ModelServer::predict(MatrixView rows) {
                 fmt::format("model '{}' is not ready: {}", watcher_.model_name(), watcher_.unready_reason()));
   }
   try {
-    const Model& model = *served->model;
-    Prediction p;
-    p.task = model.task();
-    p.rows = rows.rows();
-    std::vector<double> outputs = model.predict_outputs(rows);
-    if (p.task == Task::regression) {
-      p.values = std::move(outputs);
-    } else {
-      p.classes = model.classes();
-      const auto indexes = class_indexes_of(p.task, outputs, model.n_outputs());
-      p.labels.assign(indexes.begin(), indexes.end());
-      p.probabilities = std::move(outputs);
-    }
-    p.version = served->version.id.number;
-    return p;
+    return predict_with(*served, rows);
   } catch (...) {
     ++errors_;
     throw;

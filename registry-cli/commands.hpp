@@ -7,6 +7,7 @@
 //   model_commands.cpp      train, predict
 //   import_command.cpp      import-model
 //   serve.cpp               serve
+//   webhook_commands.cpp    webhook add, list, remove, deliveries, run
 //   token_commands.cpp      token create, list, revoke
 // A command returns its exit status; it throws UsageError (arguments.hpp) for a usage error and
 // modelreg::Error for anything else, which main turns into one line on stderr.
@@ -89,6 +90,7 @@ void add_predict_command(CLI::App& app, Globals& g);
 void add_import_model_command(CLI::App& app, Globals& g);
 
 void add_serve_command(CLI::App& app, Globals& g);
+void add_webhook_command(CLI::App& app, Globals& g);
 void add_token_command(CLI::App& app, Globals& g);
 
 }  // namespace modelreg::cli

@@ -105,6 +105,7 @@ int run(int argc, char** argv) {
   add_train_command(app, g);
   add_predict_command(app, g);
   add_serve_command(app, g);
+  add_webhook_command(app, g);
   add_token_command(app, g);
   add_sign_command(app, g);
   add_keygen_command(app, g);

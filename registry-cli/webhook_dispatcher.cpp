@@ -1,7 +1,13 @@
 // The delivery worker of webhooks: see webhook_dispatcher.hpp.
 #include "webhook_dispatcher.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <utility>
 #include <vector>
 
@@ -40,8 +46,21 @@ struct WebhookDispatcher::Worker {
 WebhookDispatcher::WebhookDispatcher(const std::filesystem::path& path, Options registry_options,
                                      DispatcherOptions options)
     : options_(std::move(options)), store_(path, std::move(registry_options)) {
-  refresh_workers();
+  lock_path_ = path.string() + "-webhooks.lock";
+  lock_fd_ = ::open(lock_path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (lock_fd_ < 0) {
+    throw Error(Errc::io_error, fmt::format("cannot open the webhook delivery lock '{}': {}", lock_path_.string(),
+                                            std::strerror(errno)));
+  }
+  if (take_lock()) refresh_workers();
   watcher_ = std::thread([this] { watch(); });
+}
+
+bool WebhookDispatcher::take_lock() {
+  if (leader_) return true;
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) return false;
+  leader_ = true;
+  return true;
 }
 
 WebhookDispatcher::~WebhookDispatcher() {
@@ -56,6 +75,7 @@ WebhookDispatcher::~WebhookDispatcher() {
   cv_.notify_all();
   watcher_.join();
   for (auto& [id, w] : workers_) w->thread.join();
+  ::close(lock_fd_);  // releases the lock: a dispatcher standing by takes over
 }
 
 void WebhookDispatcher::wake() {
@@ -76,6 +96,11 @@ void WebhookDispatcher::watch() {
     {
       std::unique_lock lock(mutex_);
       if (cv_.wait_for(lock, options_.poll_interval, [&] { return stopping_; })) return;
+    }
+    if (!leader_) {
+      if (!take_lock()) continue;
+      log(fmt::format("webhooks: took over delivery (the lock {} was released)", lock_path_.string()));
+      seen = -1;
     }
     try {
       const std::int64_t version = store_.data_version();

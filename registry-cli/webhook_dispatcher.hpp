@@ -11,7 +11,13 @@
 // the worker moves on to the next. The cursor moves only in the transaction that records a final
 // attempt, so events pending when the process stops are delivered by the next one (at least once).
 //
-// Thread-safety: construct and destroy on one thread; wake() and delivered_count() from any.
+// One process delivers a registry's webhooks at a time: the dispatcher that holds an exclusive
+// flock on the file DB-webhooks.lock beside the registry. Others (another `modelreg ui` on the same
+// registry) stand by and try to take the lock at every poll, so one of them takes over within
+// poll_interval of the holder's exit, however it exits.
+//
+// Thread-safety: construct and destroy on one thread; wake(), delivering() and delivered_count()
+// from any.
 #pragma once
 
 #include <atomic>
@@ -68,11 +74,15 @@ class WebhookDispatcher {
   void wake();
   // Events recorded delivered by this dispatcher so far.
   std::uint64_t delivered_count() const noexcept { return delivered_.load(); }
+  // Whether this dispatcher holds the registry's delivery lock (else it stands by).
+  bool delivering() const noexcept { return leader_.load(); }
 
  private:
   struct Worker;
 
   void watch();
+  // Takes the delivery lock if free; whether this dispatcher holds it.
+  bool take_lock();
   void refresh_workers();
   void run_worker(Worker& worker);
   // Delivers one event (all its attempts); false when the worker must stop or re-read.
@@ -82,6 +92,9 @@ class WebhookDispatcher {
   DispatcherOptions options_;
   WebhookStore store_;
   std::atomic<std::uint64_t> delivered_{0};
+  std::filesystem::path lock_path_;
+  int lock_fd_ = -1;                   // open for the dispatcher's life; used by the watcher thread
+  std::atomic<bool> leader_{false};
 
   std::mutex mutex_;                   // protects everything below
   std::condition_variable cv_;

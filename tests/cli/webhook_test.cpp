@@ -461,6 +461,33 @@ TEST_CASE("webhooks added and removed while the dispatcher runs are picked up") 
   CHECK(store.webhook(a.id).delivered_through == 1);
 }
 
+TEST_CASE("of two dispatchers on one registry one delivers; the other takes over when it stops") {
+  test::TempDir dir;
+  Registry reg(dir / "r.db");
+  Receiver receiver;
+  WebhookStore store(dir / "r.db");
+  store.add_webhook(hook(receiver.url(), {"register"}));
+  Recorded first_recorded, second_recorded;
+  auto second = std::make_unique<cli::WebhookDispatcher>(dir / "r.db", Options{}, fast(second_recorded));
+  {
+    // Started second, this one stands by; the one above holds the lock.
+    cli::WebhookDispatcher standby(dir / "r.db", {}, fast(first_recorded));
+    CHECK(second->delivering());
+    CHECK_FALSE(standby.delivering());
+    reg.register_bytes(test::spec("fraud"), "a");
+    reg.register_bytes(test::spec("fraud"), "b");
+    second_recorded.wait_count(2);
+    second.reset();
+    reg.register_bytes(test::spec("fraud"), "c");
+    const auto list = first_recorded.wait_count(1);
+    CHECK(standby.delivering());
+    CHECK(list[0].event_id == 3);
+  }
+  std::vector<std::int64_t> sent;
+  for (const auto& r : receiver.requests()) sent.push_back(r.event_id());
+  CHECK(sent == std::vector<std::int64_t>{1, 2, 3});  // each once
+}
+
 TEST_CASE("a delivering process killed between the commit and the delivery: the next one delivers, in order") {
   test::TempDir dir;
   const auto db = dir / "r.db";

@@ -351,6 +351,33 @@ TEST_CASE("a receiver answering 500 gets the same signed body again, after doubl
   CHECK(store.webhook(w.id).delivered_through == 1);
 }
 
+TEST_CASE("nothing is sent while the secret file is readable by others; the attempt says why, and is retried") {
+  test::TempDir dir;
+  Registry reg(dir / "r.db");
+  Receiver receiver;
+  WebhookStore store(dir / "r.db");
+  NewWebhook n = hook(receiver.url(), {"register"});
+  n.secret_file = secret_file(dir);
+  const Webhook w = store.add_webhook(n);
+  REQUIRE(::chmod(n.secret_file->c_str(), 0644) == 0);
+  Recorded recorded;
+  cli::WebhookDispatcher dispatcher(dir / "r.db", {}, fast(recorded));
+  reg.register_bytes(test::spec("fraud"), "a");
+  const auto first = recorded.wait_count(1);
+  CHECK(first[0].http_status == std::nullopt);
+  CHECK(first[0].outcome == DeliveryOutcome::retry);
+  CHECK(first[0].error == fmt::format("webhook secret file '{}' is accessible by others (mode 0644); a key must be "
+                                      "readable only by its owner: chmod 600 {}",
+                                      n.secret_file->string(), n.secret_file->string()));
+  CHECK(receiver.requests().empty());
+  REQUIRE(::chmod(n.secret_file->c_str(), 0600) == 0);
+  const auto got = receiver.wait_for(1);
+  CHECK(got[0].header("X-Modelreg-Signature") == "sha256=" + hmac_hex(kSecret, got[0].body));
+  const auto list = recorded.wait([](const std::vector<Delivery>& l) { return l.back().outcome == DeliveryOutcome::delivered; });
+  CHECK(list.back().event_id == 1);
+  CHECK(store.webhook(w.id).delivered_through == 1);
+}
+
 TEST_CASE("an event still refused when its retry budget is spent is recorded failed, and the next is delivered") {
   test::TempDir dir;
   Registry reg(dir / "r.db");

@@ -592,6 +592,17 @@ Delivery WebhookStore::record_attempt(const AttemptResult& r) {
 }
 
 bool WebhookStore::skip_idle(std::int64_t webhook_id) {
+  // Looked at first without the write lock: the delivery worker calls this at every wake-up, and
+  // there is usually nothing to move.
+  const bool idle_behind = guarded(fmt::format("reading the cursor of webhook {}", webhook_id), [&] {
+    std::lock_guard lock(impl_->mutex);
+    SQLite::Transaction txn(*impl_->db, SQLite::TransactionBehavior::DEFERRED);
+    const Webhook w = impl_->require(webhook_id);
+    const bool behind = !w.removed_at && impl_->newest_event() > w.delivered_through && impl_->pending(w, 1).empty();
+    txn.commit();
+    return behind;
+  });
+  if (!idle_behind) return false;
   return impl_->write(fmt::format("moving the cursor of webhook {}", webhook_id), [&] {
     const Webhook w = impl_->require(webhook_id);
     if (w.removed_at || !impl_->pending(w, 1).empty()) return false;

@@ -162,7 +162,11 @@ InferRequest parse_infer_request(std::string_view text) {
                                      request.rows * request.cols, data.values.size())};
   }
   request.values = std::move(data.values);
-  if (body.contains("id")) request.id = body["id"];
+  if (body.contains("id")) {
+    // The protocol's id is a string, echoed as one in the answer.
+    if (!body["id"].is_string()) throw HttpError{400, "\"id\" must be a string (Open Inference Protocol)"};
+    request.id = body["id"];
+  }
   if (body.contains("outputs")) {
     const json& outputs = body["outputs"];
     const auto bad = HttpError{400, "\"outputs\" must be an array of {\"name\": \"...\"}, each name once"};

@@ -29,7 +29,7 @@ struct InferRequest {
   std::size_t rows = 0;
   std::size_t cols = 0;
   std::vector<double> values;
-  std::optional<nlohmann::json> id;  // the request's "id" (any JSON value), echoed in the answer
+  std::optional<nlohmann::json> id;  // the request's "id" (a string), echoed in the answer
   // The outputs the request asks for ("outputs": [{"name": ...}, ...]); empty: all of them.
   std::vector<std::string> requested_outputs;
 };
@@ -45,7 +45,8 @@ inline constexpr int kMaxJsonDepth = 64;
 // are rounded to float; one beyond float's range is refused (it would be infinity). Always
 // values.size() == rows × cols with rows, cols >= 1. Throws HttpError (400) naming the problem:
 // malformed JSON, a key given twice in one object, a wrong structure, datatype or shape, a value
-// that is not a finite number, a data count that does not fit the shape, "outputs" that is not an
+// that is not a finite number, a data count that does not fit the shape, an "id" that is not a
+// string, "outputs" that is not an
 // array of objects with a string "name" (each name once).
 InferRequest parse_infer_request(std::string_view body);
 

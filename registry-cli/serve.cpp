@@ -216,7 +216,7 @@ class HttpFrontEnd {
       const json body = readiness();
       reply(res, body["ready"].get<bool>() ? 200 : 400, body);
     }));
-    http.Get("/v2", wrap(kMetadata, [](const httplib::Request&, httplib::Response& res) {
+    http.Get("/v2/?", wrap(kMetadata, [](const httplib::Request&, httplib::Response& res) {
       reply(res, 200, {{"name", "modelreg"}, {"version", "0.1.0"}, {"extensions", json::array({"model_repository"})}});
     }));
     auto metadata = [this](const httplib::Request& req, httplib::Response& res) {

@@ -202,7 +202,8 @@ class MODELREG_API ModelRepository {
   // be, as predict does. The same errors.
   std::shared_ptr<const ServedModel> served(const ServingRequest& request);
 
-  // Whether the model's default slot serves; false for a model not served.
+  // Whether the model's default slot serves (or was unloaded for memory: the next request loads
+  // it); false for a model not served.
   bool ready(std::string_view model) const;
   // Whether every served model's default slot serves.
   bool all_ready() const;

@@ -421,6 +421,7 @@ struct __attribute__((visibility("hidden"))) ModelRepository::Impl {
     }
     const auto start = Clock::now();
     std::shared_ptr<const ServedModel> next = loaded_elsewhere(*s, *version);
+    const bool shared = next != nullptr;  // already counted against the memory bound
     std::string error;
     if (!next) {
       try {
@@ -436,6 +437,8 @@ struct __attribute__((visibility("hidden"))) ModelRepository::Impl {
         error = e.what();
       }
     }
+    // Room first, then the swap: the bound holds from the moment the new model serves.
+    if (next) enforce_memory(s.get(), shared ? 0 : estimate(*next));
     std::shared_ptr<const ServedModel> previous;
     std::string line;
     {
@@ -468,7 +471,6 @@ struct __attribute__((visibility("hidden"))) ModelRepository::Impl {
     }
     retire(std::move(previous));
     log(line);
-    if (next) enforce_memory(s.get());
   }
 
   static std::string missing_text(const Slot& s) {
@@ -541,13 +543,23 @@ struct __attribute__((visibility("hidden"))) ModelRepository::Impl {
     return total;
   }
 
-  // Unloads the least recently used slots with no request in flight until the loaded models fit
-  // the bound; `keep` (just loaded, wanted by a request) goes last of all.
-  void enforce_memory(const Slot* keep) {
+  // Unloads the least recently used slots with no request in flight until the loaded models and
+  // `incoming` more bytes (a model about to be published in `keep`) fit the bound. `keep` itself
+  // is never unloaded: it is wanted now.
+  void enforce_memory(const Slot* keep, std::uint64_t incoming) {
     if (options.max_memory_bytes == 0) return;
     const auto slots = all_slots();
     for (;;) {
-      if (loaded_bytes(slots) <= options.max_memory_bytes) return;
+      std::uint64_t loaded = 0;
+      {
+        std::unordered_set<const ServedModel*> seen;
+        for (const auto& s : slots) {
+          if (s.get() == keep) continue;  // its current model is about to be replaced
+          std::lock_guard lock(s->mutex);
+          if (s->current && seen.insert(s->current.get()).second) loaded += estimate(*s->current);
+        }
+      }
+      if (loaded + incoming <= options.max_memory_bytes) return;
       std::shared_ptr<Slot> victim;
       Clock::time_point oldest = Clock::time_point::max();
       for (const auto& s : slots) {
@@ -1206,7 +1218,7 @@ bool ModelRepository::ready(std::string_view model) const {
     if (impl_->database_problem) return false;
   }
   std::lock_guard lock(s->mutex);
-  return s->current != nullptr;
+  return s->current != nullptr || s->unloaded;  // unloaded for memory: the next request loads it
 }
 
 bool ModelRepository::all_ready() const {
@@ -1321,7 +1333,8 @@ RepositoryStatus ModelRepository::status() const {
       m.slots.push_back(Impl::slot_status(*s));
       slots.push_back(s);
     }
-    m.ready = !m.slots.empty() && m.slots.front().state == "loaded";
+    // Unloaded for memory is ready: the next request loads it.
+    m.ready = !m.slots.empty() && (m.slots.front().state == "loaded" || m.slots.front().state == "unloaded");
     out.models.push_back(std::move(m));
   }
   out.memory_bytes = impl_->loaded_bytes(slots);

@@ -30,6 +30,8 @@ PACKAGES=(
   # The Python package (python/): built with pybind11 for Debian's python3, tested with pytest
   # (DataFrame inputs with pandas).
   python3-dev pybind11-dev python3-pytest python3-pandas
+  # The Open Inference Protocol conformance test (tests/oip): the specification's schemas.
+  python3-jsonschema python3-yaml
 )
 DEEP_PACKAGES=(clang libclang-rt-14-dev)  # the fuzz targets: clang and its libFuzzer runtime
 

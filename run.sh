@@ -97,13 +97,13 @@ run_deep() {
       meson test -C build/sanitize --no-rebuild --print-errorlogs --num-processes "$(nproc)" --timeout-multiplier 3
   fi
   if [ "${MODELREG_TSAN:-1}" != 0 ]; then
-    # The hot-swap watcher and the embeddable server (tests/active_watcher_test.cpp holds both)
-    # are the multi-threaded parts.
-    log "the watcher and server tests under ThreadSanitizer (build/tsan)"
+    # The hot-swap watcher, the embeddable server (tests/active_watcher_test.cpp holds both) and
+    # the many-model repository (its poller, loaders, shadow scorer) are the multi-threaded parts.
+    log "the watcher, server and repository tests under ThreadSanitizer (build/tsan)"
     configure build/tsan -Dwerror=true -Db_sanitize=thread -Db_lundef=false
-    ninja -C build/tsan -j"$(nproc)" tests/active_watcher_test
+    ninja -C build/tsan -j"$(nproc)" tests/active_watcher_test tests/model_repository_test
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
-      meson test -C build/tsan --no-rebuild --print-errorlogs --timeout-multiplier 3 active_watcher
+      meson test -C build/tsan --no-rebuild --print-errorlogs --timeout-multiplier 3 active_watcher model_repository
   fi
   if [ "${MODELREG_FUZZ:-1}" != 0 ]; then
     log "fuzzing: each libFuzzer target for 15 s (build/fuzz, clang; docs/fuzzing.md)"

@@ -447,9 +447,29 @@ class Registry:
         and ``direction`` (``"higher"`` or ``"lower"``) says it for any other metric."""
         return self._handle.promote(_ref(ref), str(reason), actor, require_better, _direction(direction))
 
-    def rollback(self, name, *, to=None, reason="", actor=None):
-        """Re-activates the version active before the current one (or ``to``)."""
-        return self._handle.rollback(name, None if to is None else _ref(to), str(reason), actor)
+    def rollback(self, name, *, to=None, alias="active", reason="", actor=None):
+        """Points ``alias`` (default ``active``) back at the version it pointed at before the current
+        one (or at ``to``); repeated calls walk further back through that alias's history."""
+        return self._handle.rollback(name, None if to is None else _ref(to), str(reason), actor, str(alias))
+
+    def set_alias(self, ref, alias, *, reason="", require_better=None, direction=None, actor=None):
+        """Points ``alias`` of ``ref``'s model at ``ref`` (``fraud@champion``): a dict (model,
+        from_version, to_version, alias), recorded in the audit log. The guard works as promote's; ``active``
+        is what promote moves, ``latest`` is reserved, an alias may not be named like a label."""
+        return self._handle.set_alias(_ref(ref), str(alias), str(reason), actor, require_better,
+                                      _direction(direction))
+
+    def remove_alias(self, name, alias, *, reason="", actor=None):
+        """Removes ``alias`` of model ``name`` (recorded); returns the version it pointed at."""
+        return self._handle.remove_alias(name, str(alias), str(reason), actor)
+
+    def aliases(self, name=None):
+        """The aliases of model ``name`` (or of every model): dicts with model, alias, version,
+        set_at (aware UTC datetime), set_by; ``active`` first, then by name."""
+        out = self._handle.aliases(name)
+        for a in out:
+            a["set_at"] = parse_time(a["set_at"])
+        return out
 
     def archive(self, ref, *, reason="", actor=None):
         self._handle.archive(_ref(ref), str(reason), actor)

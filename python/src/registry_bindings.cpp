@@ -72,6 +72,7 @@ py::dict transition_dict(const Transition& t) {
   d["model"] = t.model;
   d["from_version"] = t.from_version ? py::cast(*t.from_version) : py::none();
   d["to_version"] = t.to_version;
+  d["alias"] = t.alias;
   return d;
 }
 
@@ -276,6 +277,7 @@ class RegistryHandle {
       d["version"] = or_none(e.version);
       d["from_version"] = or_none(e.from_version);
       d["to_version"] = or_none(e.to_version);
+      d["alias"] = or_none(e.alias);
       d["actor"] = e.actor;
       d["reason"] = e.reason;
       d["at"] = e.at;
@@ -308,12 +310,45 @@ class RegistryHandle {
   }
 
   py::dict rollback(const std::string& model, const std::optional<std::string>& to, std::string reason,
-                    std::optional<std::string> actor) {
+                    std::optional<std::string> actor, std::string alias) {
     RollbackOptions options;
     options.reason = std::move(reason);
     options.actor = std::move(actor);
+    options.alias = std::move(alias);
     if (to) options.to = ModelRef::parse(*to);
     return transition_dict(call([&](Registry& r) { return r.rollback(model, options); }));
+  }
+
+  py::dict set_alias(const std::string& ref, const std::string& alias, std::string reason,
+                     std::optional<std::string> actor, std::optional<std::string> require_better,
+                     const std::optional<std::string>& direction) {
+    const ModelRef parsed = ModelRef::parse(ref);
+    AliasOptions options;
+    options.reason = std::move(reason);
+    options.actor = std::move(actor);
+    options.require_better = std::move(require_better);
+    options.direction = direction_of(direction);
+    return transition_dict(call([&](Registry& r) { return r.set_alias(parsed, alias, options); }));
+  }
+
+  std::int64_t remove_alias(const std::string& model, const std::string& alias, std::string reason,
+                            std::optional<std::string> actor) {
+    return call([&](Registry& r) { return r.remove_alias(model, alias, change_of(std::move(reason), std::move(actor))); });
+  }
+
+  py::list aliases(const std::optional<std::string>& model) {
+    const std::vector<Alias> all = call([&](Registry& r) { return model ? r.aliases(*model) : r.aliases(); });
+    py::list out;
+    for (const Alias& a : all) {
+      py::dict d;
+      d["model"] = a.model;
+      d["alias"] = a.name;
+      d["version"] = a.version;
+      d["set_at"] = a.set_at;
+      d["set_by"] = a.set_by;
+      out.append(d);
+    }
+    return out;
   }
 
   void archive(const std::string& ref, std::string reason, std::optional<std::string> actor) {
@@ -425,7 +460,11 @@ void bind_registry(py::module_& m) {
       .def("history", &RegistryHandle::history, "model"_a)
       .def("query", &RegistryHandle::query, "sql"_a)
       .def("promote", &RegistryHandle::promote, "ref"_a, "reason"_a, "actor"_a, "require_better"_a, "direction"_a)
-      .def("rollback", &RegistryHandle::rollback, "model"_a, "to"_a, "reason"_a, "actor"_a)
+      .def("rollback", &RegistryHandle::rollback, "model"_a, "to"_a, "reason"_a, "actor"_a, "alias"_a)
+      .def("set_alias", &RegistryHandle::set_alias, "ref"_a, "alias"_a, "reason"_a, "actor"_a, "require_better"_a,
+           "direction"_a)
+      .def("remove_alias", &RegistryHandle::remove_alias, "model"_a, "alias"_a, "reason"_a, "actor"_a)
+      .def("aliases", &RegistryHandle::aliases, "model"_a)
       .def("archive", &RegistryHandle::archive, "ref"_a, "reason"_a, "actor"_a)
       .def("unarchive", &RegistryHandle::unarchive, "ref"_a, "reason"_a, "actor"_a)
       .def("delete_version", &RegistryHandle::delete_version, "ref"_a, "reason"_a, "actor"_a)

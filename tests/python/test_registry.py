@@ -247,3 +247,31 @@ def test_a_scikit_learn_estimator_saves_as_a_native_version_with_its_names_and_p
     np.testing.assert_allclose(model.predict_proba(shuffled), rf.predict_proba(frame), atol=1e-12)
     renamed = registry.save_model(rf, "fraud", features=["a", "b", "c", "d", "e"])
     assert renamed.features == ("a", "b", "c", "d", "e")
+
+
+def test_aliases_move_guarded_roll_back_per_alias_and_show_in_the_history(registry, forest, logistic):
+    registry.save_model(forest, "fraud", metrics={"f1": 0.8})
+    registry.save_model(logistic, "fraud", metrics={"f1": 0.6})
+    registry.promote("fraud@1")
+    t = registry.set_alias("fraud@1", "champion", reason="best so far")
+    assert t == {"model": "fraud", "from_version": None, "to_version": 1, "alias": "champion"}
+    with pytest.raises(modelreg.Conflict):
+        registry.set_alias("fraud@2", "champion", require_better="f1")
+    registry.set_alias("fraud@2", "champion", reason="try it")
+    assert registry.get("fraud@champion").number == 2
+    listed = registry.aliases("fraud")
+    assert [(a["alias"], a["version"]) for a in listed] == [("active", 1), ("champion", 2)]
+    assert listed[1]["set_at"].tzinfo is not None
+    assert [a["model"] for a in registry.aliases()] == ["fraud", "fraud"]
+    # Rolled back per alias: active is untouched.
+    assert registry.rollback("fraud", alias="champion")["to_version"] == 1
+    assert registry.get("fraud").number == 1
+    assert registry.remove_alias("fraud", "champion", reason="done") == 1
+    with pytest.raises(modelreg.NotFound):
+        registry.get("fraud@champion")
+    with pytest.raises(modelreg.InvalidArgument):
+        registry.set_alias("fraud@1", "latest")
+    with pytest.raises(modelreg.InvalidArgument):
+        registry.set_alias("fraud@1", "bad name")
+    kinds = [(e["kind"], e.get("alias")) for e in registry.history("fraud")][-4:]
+    assert [k for k, _ in kinds] == ["alias_set", "alias_set", "rollback", "alias_remove"]

@@ -8,7 +8,8 @@ from ._registry import _signing_key
 
 
 class ModelServer:
-    """Serves the active version of one model and follows promotions (hot swap).
+    """Serves the active version of one model (or the version ``alias`` points at: ``"champion"``,
+    ``"latest"``) and follows promotions (hot swap).
 
     A watcher thread (C++) polls the registry every ``poll_ms``; a newly promoted version is
     loaded and validated off the request path and swapped in atomically, so ``predict`` never
@@ -22,8 +23,9 @@ class ModelServer:
     ``predict`` may be called from many threads at once; it releases the GIL.
     """
 
-    def __init__(self, path, name, *, poll_ms=100, signing_key=None):
-        self._handle = _modelreg.ServerHandle(os.fspath(path), name, int(poll_ms), _signing_key(signing_key))
+    def __init__(self, path, name, *, poll_ms=100, signing_key=None, alias="active"):
+        self._handle = _modelreg.ServerHandle(os.fspath(path), name, int(poll_ms), _signing_key(signing_key),
+                                              str(alias))
         self._name = name
 
     @property

@@ -30,9 +30,11 @@ py::object or_none(const std::optional<T>& value) {
 
 class ServerHandle {
  public:
-  ServerHandle(const std::filesystem::path& db, std::string model, int poll_ms, std::optional<std::string> signing_key) {
+  ServerHandle(const std::filesystem::path& db, std::string model, int poll_ms, std::optional<std::string> signing_key,
+               std::string alias) {
     if (poll_ms <= 0) throw Error(Errc::invalid_argument, "poll_ms must be positive");
     WatcherOptions options;
+    options.alias = std::move(alias);
     options.poll_interval = std::chrono::milliseconds(poll_ms);
     options.signing_key = std::move(signing_key);
     py::gil_scoped_release release;
@@ -138,8 +140,8 @@ class ServerHandle {
 void bind_server(py::module_& m) {
   using namespace pybind11::literals;
   py::class_<ServerHandle>(m, "ServerHandle", "The C++ side of modelreg.ModelServer.")
-      .def(py::init<const std::filesystem::path&, std::string, int, std::optional<std::string>>(), "path"_a,
-           "model"_a, "poll_ms"_a, "signing_key"_a)
+      .def(py::init<const std::filesystem::path&, std::string, int, std::optional<std::string>, std::string>(), "path"_a,
+           "model"_a, "poll_ms"_a, "signing_key"_a, "alias"_a)
       .def("close", &ServerHandle::close)
       .def_property_readonly("closed", &ServerHandle::closed)
       .def("predict", &ServerHandle::predict, "x"_a)

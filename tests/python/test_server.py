@@ -91,3 +91,20 @@ def test_a_server_with_nothing_active_refuses_with_conflict_and_closes(db_path, 
 def test_a_server_of_a_missing_database_is_refused(tmp_path):
     with pytest.raises(modelreg.Error):
         modelreg.ModelServer(tmp_path / "none.db", "fraud")
+
+
+def test_a_server_follows_the_alias_it_is_given(db_path, forest, logistic):
+    with modelreg.Registry(db_path) as r:
+        r.save_model(forest, "fraud")
+        r.save_model(logistic, "fraud")
+        r.promote("fraud@1")
+        r.set_alias("fraud@2", "champion")
+        with modelreg.ModelServer(db_path, "fraud", poll_ms=10, alias="champion") as server:
+            server.poll_now()
+            assert server.get_status()["serving_version"] == 2
+            r.set_alias("fraud@1", "champion")
+            r.promote("fraud@2")  # active moves too; the server follows champion only
+            server.poll_now()
+            assert server.get_status()["serving_version"] == 1
+    with pytest.raises(modelreg.InvalidArgument):
+        modelreg.ModelServer(db_path, "fraud", alias="7")

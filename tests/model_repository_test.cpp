@@ -448,3 +448,21 @@ TEST_CASE_FIXTURE(Fixture, "a shadow scores every default request off the respon
   CHECK(shadow.difference_sum == doctest::Approx(0.7 * static_cast<double>(shadow.rows)));
   CHECK(shadow.difference_counts.size() == shadow.difference_bounds.size() + 1);
 }
+
+TEST_CASE_FIXTURE(Fixture, "a commit wakes the repository at once; the poll interval is only the fallback") {
+  versions("fraud", 2);
+  reg.promote(ModelRef::parse("fraud@1"));
+  auto o = manual({"fraud"});
+  o.background = true;
+  o.poll_interval = std::chrono::minutes(10);  // only a change notification can make it look again
+  ModelRepository r(db, o);
+  while (!r.ready("fraud")) std::this_thread::yield();  // the first poll runs at start
+  CHECK(r.status().change_notifications);
+  reg.promote(ModelRef::parse("fraud@2"));
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (ask(r, "fraud").prediction.version != 2 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  CHECK(ask(r, "fraud").prediction.version == 2);
+  CHECK(r.status().wakeups >= 1);
+}

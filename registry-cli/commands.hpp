@@ -9,6 +9,7 @@
 //   serve.cpp               serve
 //   webhook_commands.cpp    webhook add, list, remove, deliveries, run
 //   token_commands.cpp      token create, list, revoke
+//   ui.cpp                  ui (the REST API: api_*.cpp)
 // A command returns its exit status; it throws UsageError (arguments.hpp) for a usage error and
 // modelreg::Error for anything else, which main turns into one line on stderr.
 #pragma once
@@ -92,5 +93,6 @@ void add_import_model_command(CLI::App& app, Globals& g);
 void add_serve_command(CLI::App& app, Globals& g);
 void add_webhook_command(CLI::App& app, Globals& g);
 void add_token_command(CLI::App& app, Globals& g);
+void add_ui_command(CLI::App& app, Globals& g);
 
 }  // namespace modelreg::cli

@@ -320,6 +320,7 @@ const char* reason_phrase(int status) {
   switch (status) {
     case 400: return "Bad Request";
     case 408: return "Request Timeout";
+    case 411: return "Length Required";
     case 413: return "Payload Too Large";
     case 415: return "Unsupported Media Type";
     case 417: return "Expectation Failed";
@@ -405,6 +406,26 @@ class ConnectionSocket {
   std::string buffer_;
 };
 
+// The address of either end of a connected socket.
+void address_of(socket_t sock, bool local, std::string& ip, int& port) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  const int rc = local ? ::getsockname(sock, reinterpret_cast<sockaddr*>(&addr), &len)
+                       : ::getpeername(sock, reinterpret_cast<sockaddr*>(&addr), &len);
+  if (rc != 0) return;
+  char text[INET6_ADDRSTRLEN] = {};
+  if (addr.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
+    ::inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
+    port = ntohs(a->sin_port);
+  } else if (addr.ss_family == AF_INET6) {
+    const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
+    ::inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
+    port = ntohs(a->sin6_port);
+  }
+  ip = text;
+}
+
 // The stream httplib's process_request reads one checked request from (its head, rewritten, and
 // its body) and writes its answer to (the socket, under the write deadline).
 class CheckedRequestStream final : public httplib::Stream {
@@ -430,35 +451,67 @@ class CheckedRequestStream final : public httplib::Stream {
   ssize_t write(const char* ptr, std::size_t size) override {
     return socket_.write_all(std::string_view(ptr, size), write_deadline_) ? static_cast<ssize_t>(size) : -1;
   }
-  void get_remote_ip_and_port(std::string& ip, int& port) const override { address_of(false, ip, port); }
-  void get_local_ip_and_port(std::string& ip, int& port) const override { address_of(true, ip, port); }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override { address_of(socket_.fd(), false, ip, port); }
+  void get_local_ip_and_port(std::string& ip, int& port) const override { address_of(socket_.fd(), true, ip, port); }
   socket_t socket() const override { return socket_.fd(); }
 
  private:
-  void address_of(bool local, std::string& ip, int& port) const {
-    sockaddr_storage addr{};
-    socklen_t len = sizeof addr;
-    const int rc = local ? ::getsockname(socket_.fd(), reinterpret_cast<sockaddr*>(&addr), &len)
-                         : ::getpeername(socket_.fd(), reinterpret_cast<sockaddr*>(&addr), &len);
-    if (rc != 0) return;
-    char text[INET6_ADDRSTRLEN] = {};
-    if (addr.ss_family == AF_INET) {
-      const auto* a = reinterpret_cast<const sockaddr_in*>(&addr);
-      ::inet_ntop(AF_INET, &a->sin_addr, text, sizeof text);
-      port = ntohs(a->sin_port);
-    } else if (addr.ss_family == AF_INET6) {
-      const auto* a = reinterpret_cast<const sockaddr_in6*>(&addr);
-      ::inet_ntop(AF_INET6, &a->sin6_addr, text, sizeof text);
-      port = ntohs(a->sin6_port);
-    }
-    ip = text;
-  }
-
   ConnectionSocket& socket_;
   const std::string head_;
   const std::string& body_;
   const Clock::time_point write_deadline_;
   std::size_t offset_ = 0;
+};
+
+// The stream of a streamed request (GuardedHttpServer::stream_requests): its head, rewritten, then
+// exactly Content-Length body bytes read from the socket as httplib asks for them, each read
+// within `read_timeout` of the last; the answer written with the same patience per write, so a
+// slow but moving transfer of any size goes through and a stalled one ends.
+class StreamedRequestStream final : public httplib::Stream {
+ public:
+  StreamedRequestStream(ConnectionSocket& socket, std::string head, std::size_t length, std::chrono::milliseconds read_timeout)
+      : socket_(socket), head_(std::move(head)), length_(length), patience_(read_timeout) {}
+
+  bool is_readable() const override { return true; }
+  bool is_writable() const override { return true; }
+  ssize_t read(char* ptr, std::size_t size) override {
+    if (offset_ < head_.size()) {
+      const std::size_t k = std::min(size, head_.size() - offset_);
+      std::copy_n(head_.data() + offset_, k, ptr);
+      offset_ += k;
+      return static_cast<ssize_t>(k);
+    }
+    if (consumed_ == length_ || size == 0) return 0;
+    std::string& buf = socket_.buffer();
+    if (buf.empty() && socket_.read_more(Clock::now() + patience_) != ConnectionSocket::Read::ok) {
+      failed_ = true;
+      return -1;
+    }
+    const std::size_t k = std::min({size, length_ - consumed_, buf.size()});
+    std::copy_n(buf.data(), k, ptr);
+    buf.erase(0, k);
+    consumed_ += k;
+    return static_cast<ssize_t>(k);
+  }
+  ssize_t write(const char* ptr, std::size_t size) override {
+    return socket_.write_all(std::string_view(ptr, size), Clock::now() + std::chrono::seconds(30)) ? static_cast<ssize_t>(size)
+                                                                                                  : -1;
+  }
+  void get_remote_ip_and_port(std::string& ip, int& port) const override { address_of(socket_.fd(), false, ip, port); }
+  void get_local_ip_and_port(std::string& ip, int& port) const override { address_of(socket_.fd(), true, ip, port); }
+  socket_t socket() const override { return socket_.fd(); }
+
+  // Whether the whole body was read (else what is left of it is still on the connection).
+  bool body_consumed() const noexcept { return consumed_ == length_ && !failed_; }
+
+ private:
+  ConnectionSocket& socket_;
+  const std::string head_;
+  const std::size_t length_;
+  const std::chrono::milliseconds patience_;
+  std::size_t offset_ = 0;
+  std::size_t consumed_ = 0;
+  bool failed_ = false;
 };
 
 }  // namespace http_detail
@@ -471,7 +524,9 @@ GuardedHttpServer::GuardedHttpServer(const HttpLimits& limits, ConnectionEvents 
 int GuardedHttpServer::bind(const std::string& host, int port) {
   const std::size_t threads = limits_.threads;
   new_task_queue = [threads] { return new ConnectionThreads(threads); };
-  set_payload_max_length(limits_.max_body_bytes);
+  // This layer refuses bodies over their limit before httplib sees them; httplib's own check must
+  // let a streamed body of up to stream_max_bytes_ through.
+  set_payload_max_length(std::max<std::uint64_t>(limits_.max_body_bytes, stream_max_bytes_));
   // httplib's default also sets SO_REUSEPORT, which would let a second server share a port in use
   // (and split the traffic); take the port alone, or fail clearly.
   set_socket_options([](socket_t sock) {
@@ -512,7 +567,7 @@ bool GuardedHttpServer::process_and_close_socket(socket_t sock) {
 
 void GuardedHttpServer::refuse(ConnectionSocket& socket, const Refusal& r, const RequestHead* head) {
   if (events_.refused) events_.refused(r.status, head ? head->method : "", head ? head->target : "", r.message);
-  const std::string body = json{{"error", r.message}}.dump();
+  const std::string body = events_.refusal_body ? events_.refusal_body(r.status, r.message) : json{{"error", r.message}}.dump();
   std::string out = fmt::format("HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{}"
                                 "Connection: close\r\n\r\n{}",
                                 r.status, reason_phrase(r.status), body.size(),
@@ -558,7 +613,7 @@ void GuardedHttpServer::serve_connection(ConnectionSocket& socket) {
     try {
       head = parse_head(std::string_view(buf).substr(0, head_end));
       head.size = head_end + blank;
-      framing = framing_of(head, limits_.max_body_bytes);
+      framing = framing_of(head, is_streamed(head) ? stream_max_bytes_ : limits_.max_body_bytes);
       const auto expect = head.values("expect");
       if (!expect.empty() && (expect.size() > 1 || lower(expect[0]) != "100-continue")) {
         throw Refusal{417, "the only expectation accepted is 100-continue"};
@@ -567,7 +622,7 @@ void GuardedHttpServer::serve_connection(ConnectionSocket& socket) {
       return refuse(socket, r, head.method.empty() ? nullptr : &head);
     }
     buf.erase(0, head.size);
-    if (!serve_request(socket, head, framing)) return;
+    if (!(is_streamed(head) ? serve_streamed(socket, head, framing) : serve_request(socket, head, framing))) return;
   }
 }
 
@@ -636,6 +691,57 @@ bool GuardedHttpServer::serve_request(ConnectionSocket& socket, const RequestHea
   // leaves free pages in this thread's malloc arena, handed back here.
   if (body_size >= kTrimAfterBodyBytes) ::malloc_trim(0);
   return keep;
+}
+
+bool GuardedHttpServer::is_streamed(const RequestHead& head) const {
+  if (!streamed_) return false;
+  const std::string_view target = head.target;
+  return streamed_(head.method, target.substr(0, target.find('?')));
+}
+
+bool GuardedHttpServer::serve_streamed(ConnectionSocket& socket, const RequestHead& head, const BodyFraming& framing) {
+  if (framing.chunked) {
+    refuse(socket, {411, "this endpoint streams its body and needs its Content-Length; send it without chunked encoding"},
+           &head);
+    return false;
+  }
+  const auto patience = std::chrono::milliseconds(limits_.body_timeout_ms);
+  if (framing.length > 0 && !head.values("expect").empty() && !head.http10) {
+    if (!socket.write_all("HTTP/1.1 100 Continue\r\n\r\n", Clock::now() + patience)) return false;
+  }
+  bool keep_alive = !head.http10;
+  for (auto c : head.values("connection")) {
+    const std::string v = lower(c);
+    if (v.find("close") != std::string::npos) keep_alive = false;
+    if (head.http10 && v.find("keep-alive") != std::string::npos) keep_alive = true;
+  }
+  // As serve_request rewrites it, but with the client's content type (a multipart boundary).
+  std::string rewritten = fmt::format("{} {} HTTP/1.1\r\n", head.method, head.target);
+  for (const auto& [name, value] : head.headers) {
+    if (name == "content-length" || name == "transfer-encoding" || name == "expect" || name == "connection" ||
+        name == "content-encoding") {
+      continue;
+    }
+    rewritten += fmt::format("{}: {}\r\n", name, value);
+  }
+  rewritten += fmt::format("Content-Length: {}\r\n\r\n", framing.length);
+  const bool close = !keep_alive || stopping();
+  StreamedRequestStream stream(socket, std::move(rewritten), framing.length, patience);
+  bool closed_by_request = false;
+  const bool written = process_request(stream, close, closed_by_request, nullptr);
+  if (!stream.body_consumed()) {
+    // The route answered without reading the whole body (a refusal): what is left of it is
+    // still coming, so the connection cannot carry another request.
+    if (written) socket.linger_close();
+    return false;
+  }
+  return written && !close && !closed_by_request;
+}
+
+void GuardedHttpServer::stream_requests(std::function<bool(std::string_view method, std::string_view path)> which,
+                                        std::uint64_t max_bytes) {
+  streamed_ = std::move(which);
+  stream_max_bytes_ = max_bytes;
 }
 
 std::string GuardedHttpServer::read_exactly(ConnectionSocket& socket, std::size_t n, Clock::time_point deadline) {

@@ -107,6 +107,8 @@ struct ConnectionEvents {
   std::function<void(int status, std::string_view method, std::string_view target, std::string_view why)> refused;
   // +1 when a connection opens, -1 when it closes.
   std::function<void(int delta)> connections;
+  // The JSON body of such an answer; empty: {"error": why}.
+  std::function<std::string(int status, std::string_view why)> refusal_body;
 };
 
 namespace http_detail {
@@ -135,6 +137,15 @@ class GuardedHttpServer final : public httplib::Server {
   socket_t listening_socket() const { return svr_sock_; }
   const BodyBudget& budget() const noexcept { return budget_; }
 
+  // Requests for which which(method, path) holds are streamed: their body (Content-Length
+  // required, else 411; at most max_bytes, else 413 before any of it is read) is read from the
+  // socket as the route's httplib::ContentReader asks for it, never held whole and outside the
+  // body budget, each read within body_timeout_ms of the last; their answer is written with 30 s
+  // of patience per write rather than for the whole answer (large downloads). A route that
+  // answers without reading the whole body closes the connection. Call before bind().
+  void stream_requests(std::function<bool(std::string_view method, std::string_view path)> which,
+                       std::uint64_t max_bytes);
+
  private:
   bool process_and_close_socket(socket_t sock) override;
   bool stopping() const { return svr_sock_ == INVALID_SOCKET; }
@@ -142,6 +153,9 @@ class GuardedHttpServer final : public httplib::Server {
   void serve_connection(http_detail::ConnectionSocket& socket);
   bool serve_request(http_detail::ConnectionSocket& socket, const http_detail::RequestHead& head,
                      const http_detail::BodyFraming& framing);
+  bool is_streamed(const http_detail::RequestHead& head) const;
+  bool serve_streamed(http_detail::ConnectionSocket& socket, const http_detail::RequestHead& head,
+                      const http_detail::BodyFraming& framing);
   std::string read_exactly(http_detail::ConnectionSocket& socket, std::size_t n, Clock::time_point deadline);
   std::string read_line(http_detail::ConnectionSocket& socket, Clock::time_point deadline);
   std::string read_chunked(http_detail::ConnectionSocket& socket, Clock::time_point deadline);
@@ -149,6 +163,8 @@ class GuardedHttpServer final : public httplib::Server {
   const HttpLimits& limits_;
   const ConnectionEvents events_;
   BodyBudget budget_;
+  std::function<bool(std::string_view, std::string_view)> streamed_;  // set before bind()
+  std::uint64_t stream_max_bytes_ = 0;
 };
 
 }  // namespace modelreg::cli

@@ -89,7 +89,7 @@ int cmd_alias_remove(const Globals& g, const AliasRemoveArgs& a) {
   Registry r = open_registry(g, false);
   const std::int64_t was = r.remove_alias(a.name, a.alias, Change{a.reason, actor_of(g)});
   if (g.json) {
-    print_json({{"model", a.name}, {"alias", a.alias}, {"removed", true}, {"from_version", was}});
+    print_json(alias_removed_json(a.name, a.alias, was));
   } else {
     print_text("removed {}@{} (it pointed at {}@{})\n", a.name, a.alias, a.name, was);
   }
@@ -141,7 +141,7 @@ int cmd_change(const Globals& g, const ChangeArgs& a, const char* done, ChangeCa
   Registry r = open_registry(g, false);
   const std::string exact = r.get(ref).ref_string();
   call(r, ref, Change{a.reason, actor_of(g)});
-  if (g.json) print_json({{"ref", exact}, {"done", done}});
+  if (g.json) print_json(change_json(exact, done));
   else print_text("{} {}\n", done, exact);
   return 0;
 }
@@ -179,7 +179,7 @@ int cmd_tag(const Globals& g, const TagArgs& a) {
   r.set_tags(ref, set, remove, Change{"", actor_of(g)});  // all or nothing
   const ModelVersion v = r.get(ref);
   if (g.json) {
-    print_json({{"ref", v.ref_string()}, {"tags", v.tags}});
+    print_json(tags_json(v));
     return 0;
   }
   std::vector<std::string> kv;
@@ -203,12 +203,7 @@ int cmd_gc(const Globals& g, const GcArgs& a) {
   o.actor = actor_of(g);
   const GcReport r = reg.gc(o);
   if (g.json) {
-    print_json({{"dry_run", r.dry_run},
-                {"versions_deleted", ref_strings(r.versions_deleted)},
-                {"versions_kept", ref_strings(r.versions_kept)},
-                {"blobs_removed", r.blobs_removed},
-                {"chunks_removed", r.chunks_removed},
-                {"bytes_freed", r.bytes_freed}});
+    print_json(to_json(r));
     return 0;
   }
   const char* would = r.dry_run ? "would delete" : "deleted";

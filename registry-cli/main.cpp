@@ -107,6 +107,7 @@ int run(int argc, char** argv) {
   add_serve_command(app, g);
   add_webhook_command(app, g);
   add_token_command(app, g);
+  add_ui_command(app, g);
   add_sign_command(app, g);
   add_keygen_command(app, g);
   add_sql_command(app, g);

@@ -167,6 +167,23 @@ std::vector<Event> version_events(const Registry& reg, const ModelVersion& v) {
   return events;
 }
 
+nlohmann::json change_json(const std::string& ref, std::string_view done) { return {{"ref", ref}, {"done", done}}; }
+
+nlohmann::json tags_json(const ModelVersion& v) { return {{"ref", v.ref_string()}, {"tags", v.tags}}; }
+
+nlohmann::json alias_removed_json(const std::string& model, const std::string& alias, std::int64_t from_version) {
+  return {{"model", model}, {"alias", alias}, {"removed", true}, {"from_version", from_version}};
+}
+
+nlohmann::json to_json(const GcReport& r) {
+  return {{"dry_run", r.dry_run},
+          {"versions_deleted", ref_strings(r.versions_deleted)},
+          {"versions_kept", ref_strings(r.versions_kept)},
+          {"blobs_removed", r.blobs_removed},
+          {"chunks_removed", r.chunks_removed},
+          {"bytes_freed", r.bytes_freed}};
+}
+
 nlohmann::json direction_word(const std::optional<MetricDirection>& d) {
   if (!d) return nullptr;
   return *d == MetricDirection::lower_is_better ? "lower" : "higher";

@@ -46,6 +46,12 @@ nlohmann::json show_json(const ModelVersion& v, const std::vector<Event>& events
                          const std::vector<LineageEdge>& children);
 // The events of v's model that name v (as its version, or as where an alias moved from or to).
 std::vector<Event> version_events(const Registry& reg, const ModelVersion& v);
+// The shapes of `archive`/`unarchive`/`delete` ({"ref", "done"}), `tag`, `alias remove` and `gc`
+// with --json, shared with the API.
+nlohmann::json change_json(const std::string& ref, std::string_view done);
+nlohmann::json tags_json(const ModelVersion& v);
+nlohmann::json alias_removed_json(const std::string& model, const std::string& alias, std::int64_t from_version);
+nlohmann::json to_json(const GcReport& r);
 // "higher" or "lower" (which value is better), null when the direction is unknown.
 nlohmann::json direction_word(const std::optional<MetricDirection>& d);
 nlohmann::json compare_json(const ModelVersion& a, const ModelVersion& b, const std::vector<MetricComparison>& rows);

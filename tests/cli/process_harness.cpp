@@ -243,6 +243,16 @@ ServerProcess::ServerProcess(const std::filesystem::path& db, const std::string&
   std::vector<std::string> args = {modelreg_binary(), "--db", db.string(), "serve", model, "--port", "0", "--poll-ms",
                                    "20"};
   args.insert(args.end(), extra.begin(), extra.end());
+  start(args, log);
+}
+
+ServerProcess::ServerProcess(const std::vector<std::string>& args, const std::filesystem::path& log) {
+  std::vector<std::string> full = {modelreg_binary()};
+  full.insert(full.end(), args.begin(), args.end());
+  start(full, log);
+}
+
+void ServerProcess::start(std::vector<std::string> args, const std::filesystem::path& log) {
   std::vector<std::string> env = child_environment({});
   std::vector<char*> argv = c_strings(args), envp = c_strings(env);
   std::optional<Pipe> out = make_pipe();
@@ -251,7 +261,7 @@ ServerProcess::ServerProcess(const std::filesystem::path& db, const std::string&
   ::posix_spawn_file_actions_adddup2(actions.get(), out->write.get(), 1);
   ::posix_spawn_file_actions_addopen(actions.get(), 2, log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
   const int rc = ::posix_spawn(&pid_, argv[0], actions.get(), nullptr, argv.data(), envp.data());
-  REQUIRE_MESSAGE(rc == 0, "cannot start modelreg serve: ", std::strerror(rc));
+  REQUIRE_MESSAGE(rc == 0, "cannot start modelreg: ", std::strerror(rc));
   out->write.reset();
 
   // The first line says where it listens: "listening on http://127.0.0.1:PORT ...".

@@ -66,6 +66,9 @@ class ServerProcess {
  public:
   ServerProcess(const std::filesystem::path& db, const std::string& model, const std::filesystem::path& log,
                 const std::vector<std::string>& extra = {});
+  // Any server command, `modelreg ARGS...` (`--db DB ui --port 0`), whose first line on stdout
+  // names http://127.0.0.1:PORT.
+  ServerProcess(const std::vector<std::string>& args, const std::filesystem::path& log);
   ~ServerProcess();
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
@@ -75,6 +78,8 @@ class ServerProcess {
   int stop(int signal = SIGTERM);
 
  private:
+  void start(std::vector<std::string> args, const std::filesystem::path& log);
+
   pid_t pid_ = -1;
   int port_ = 0;
 };

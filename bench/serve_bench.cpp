@@ -59,6 +59,11 @@
 //       N requests with distinct ids (req-00000..): share answered by version V; then every 10th id
 //       sent K more times, and the same with X-Request-Key instead of the id: each key must land
 //       on its first version every time; then N / 5 requests without a key (random split).
+//   serve_bench poll-cost --db DB --models N --runs R --json OUT
+//       a diagnostic of fleet-swaps: a ModelRepository over the fleet (all_models, no background
+//       threads) in this process; R times: poll_now() with nothing changed, then a promotion of a
+//       random model and poll_now() again (the poll that finds it, with its load) timed; then the
+//       two registry reads such a poll makes (Registry::aliases(), list_models()) timed alone.
 #include <malloc.h>
 #include <unistd.h>
 
@@ -908,6 +913,62 @@ int cmd_isolation(const Args& a) {
   return 0;
 }
 
+int cmd_poll_cost(const Args& a) {
+  const long n = a.num("models");
+  const long runs = a.num("runs", 50);
+  const std::string db = a.str("db");
+  RepositoryOptions o;
+  o.all_models = true;
+  o.background = false;  // poll_now() runs the poll and its loads on this thread
+  ModelRepository repo(db, o);
+  while (!repo.all_ready() || repo.status().models.size() < static_cast<std::size_t>(n)) repo.poll_now();
+  Registry reg = open_registry(db);
+  std::mt19937_64 rng(23);
+  std::uniform_int_distribution<long> pick(0, n - 1);
+  std::vector<double> idle_ms, changed_ms, load_ms;
+  for (long i = 0; i < runs; ++i) {
+    auto t = Clock::now();
+    repo.poll_now();
+    idle_ms.push_back(ms_between(t, Clock::now()));
+    const long m = pick(rng);
+    const std::string name = fleet_name(m);
+    const std::int64_t now_serving = reg.get(ModelRef::parse(name)).id.number;
+    promote(reg, name, now_serving == 1 ? 2 : 1);
+    t = Clock::now();
+    if (!repo.poll_now()) throw std::runtime_error("poll-cost: the poll after a promotion swapped nothing");
+    changed_ms.push_back(ms_between(t, Clock::now()));
+    for (const auto& ms : repo.status().models) {
+      if (ms.model == name) load_ms.push_back(ms.slots.at(0).last_load_seconds * 1000);
+    }
+  }
+  std::vector<double> without_load;
+  for (std::size_t i = 0; i < changed_ms.size(); ++i) without_load.push_back(changed_ms[i] - load_ms.at(i));
+  // The two registry reads a poll makes after a commit, timed alone on this process's connection.
+  std::vector<double> aliases_ms, list_models_ms;
+  for (long i = 0; i < std::min(runs, 20L); ++i) {
+    auto t = Clock::now();
+    (void)reg.aliases();
+    aliases_ms.push_back(ms_between(t, Clock::now()));
+    t = Clock::now();
+    (void)reg.list_models();
+    list_models_ms.push_back(ms_between(t, Clock::now()));
+  }
+  json out = {{"models", n},
+              {"runs", runs},
+              {"poll_nothing_changed_ms", summary(idle_ms)},
+              {"poll_after_promotion_ms", summary(changed_ms)},
+              {"load_ms", summary(load_ms)},
+              {"poll_after_promotion_minus_load_ms", summary(without_load)},
+              {"registry_aliases_ms", summary(aliases_ms)},
+              {"registry_list_models_ms", summary(list_models_ms)}};
+  write_json(a.str("json"), out);
+  fmt::print("poll-cost ({} models): poll with nothing changed p50 {:.2f} ms; poll after a promotion p50 {:.2f} ms "
+             "(minus its load {:.2f} ms), max {:.2f} ms; Registry::aliases() {:.2f} ms, list_models() {:.2f} ms\n",
+             n, percentile(idle_ms, 50), percentile(changed_ms, 50), percentile(without_load, 50),
+             percentile(changed_ms, 100), percentile(aliases_ms, 50), percentile(list_models_ms, 50));
+  return 0;
+}
+
 int cmd_split(const Args& a) {
   const std::string model = a.str("model");
   const long n = a.num("requests", 10'000);
@@ -979,7 +1040,7 @@ int cmd_split(const Args& a) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    fmt::print(stderr, "usage: serve_bench data|swaps|idle|promote-loop|memory|swaps-inproc|fleet|fleet-ready|http-time|fleet-swaps|isolation|split --key value ... (see the source)\n");
+    fmt::print(stderr, "usage: serve_bench data|swaps|idle|promote-loop|memory|swaps-inproc|fleet|fleet-ready|http-time|fleet-swaps|isolation|split|poll-cost --key value ... (see the source)\n");
     return 2;
   }
   const std::string cmd = argv[1];
@@ -997,6 +1058,7 @@ int main(int argc, char** argv) {
     if (cmd == "fleet-swaps") return cmd_fleet_swaps(a);
     if (cmd == "isolation") return cmd_isolation(a);
     if (cmd == "split") return cmd_split(a);
+    if (cmd == "poll-cost") return cmd_poll_cost(a);
     fmt::print(stderr, "unknown subcommand '{}'\n", cmd);
     return 2;
   } catch (const std::exception& e) {

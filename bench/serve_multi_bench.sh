@@ -20,7 +20,8 @@
 #      baseline), in 4 alternating rounds (`serve_bench isolation`).
 #   4. FLEET models: registered through the library (`serve_bench fleet`); a server on one of them
 #      (baseline), then `serve --all`: start-up to all READY, RSS, /metrics and /status times, 200
-#      promotions of random models under load from 3 client threads (`serve_bench fleet-swaps`).
+#      promotions of random models under load from 3 client threads (`serve_bench fleet-swaps`);
+#      then, as a diagnostic, the cost of one poll over all FLEET models (`serve_bench poll-cost`).
 # Server and clients share the machine's cores (nproc is printed with the table).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -134,6 +135,8 @@ start_server all --db "$out/fleet.db" serve --all
   --bound-ms 1000 --body "$out/infer1.json" --json "$out/fleet-swaps.json"
 awk '/^VmRSS/ {print $2}' "/proc/$server_pid/status" >"$out/rss-after-swaps-kb.txt"
 stop_server
+# Diagnostic: what one poll costs at this many models (in this process, no server running).
+"$drv" poll-cost --db "$out/fleet.db" --models "$fleet" --runs 30 --json "$out/poll-cost.json"
 
 echo
 /usr/bin/python3 - "$out" "$fleet" <<'PY'
@@ -143,6 +146,7 @@ J = lambda name: json.load(open(os.path.join(out, name)))
 sw, ip, sp, iso = J("swaps.json"), J("swaps-inproc.json"), J("split.json"), J("isolation.json")
 one, allm, fs = J("fleet-one.json"), J("fleet-all.json"), J("fleet-swaps.json")
 m1, ma, s1, sa = J("metrics-one.json"), J("metrics-all.json"), J("status-one.json"), J("status-all.json")
+pc = J("poll-cost.json")
 rss_after_swaps = int(open(os.path.join(out, "rss-after-swaps-kb.txt")).read()) / 1024
 ok = lambda b: "met" if b else "NOT met"
 on, off = ip["notify_on"], ip["notify_off"]
@@ -198,6 +202,10 @@ rows = [
     ("   load time of the promoted models (last swap of each)",
      f"p50 {fs['load_ms_last_swap_of_each']['p50']:.2f}, max {fs['load_ms_last_swap_of_each']['max']:.2f} ms; "
      f"RSS after {rss_after_swaps:.1f} MiB", "", ""),
+    ("   diagnostic: one poll of a repository over all the models (in the driver)",
+     f"nothing changed {pc['poll_nothing_changed_ms']['p50']:.2f} ms; after a promotion {pc['poll_after_promotion_ms']['p50']:.1f} ms "
+     f"(p50, load excluded {pc['poll_after_promotion_minus_load_ms']['p50']:.1f} ms); of which Registry::aliases() "
+     f"{pc['registry_aliases_ms']['p50']:.1f} ms, list_models() {pc['registry_list_models_ms']['p50']:.2f} ms", "", ""),
 ]
 print(f"== multi-model serving benchmark (nproc {os.cpu_count()}, load average {os.getloadavg()[0]:.2f}; "
       f"server and clients on the same cores)")
@@ -207,5 +215,5 @@ for r in rows:
     print("| " + " | ".join(r) + " |")
 json.dump({"swaps": sw, "swaps_inproc": ip, "split": sp, "isolation": iso, "fleet_one": one, "fleet_all": allm,
            "fleet_swaps": fs, "metrics_one": m1, "metrics_all": ma, "status_one": s1, "status_all": sa,
-           "rss_after_swaps_mb": rss_after_swaps}, open(os.path.join(out, "results.json"), "w"), indent=2)
+           "poll_cost": pc, "rss_after_swaps_mb": rss_after_swaps}, open(os.path.join(out, "results.json"), "w"), indent=2)
 PY

@@ -24,6 +24,8 @@
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "modelreg/error.hpp"
 #include "render.hpp"
@@ -334,14 +336,47 @@ const char* reason_phrase(int status) {
 
 // The socket of one connection: reads into a buffer of bytes not yet consumed (so requests
 // pipelined in one write are served one after another), every read and write under a deadline.
+//
+// With TLS (an SSL object, owned), the socket is non-blocking and every read and write goes through
+// OpenSSL under the same deadlines: a read or write that OpenSSL cannot finish yet waits (poll) for
+// the direction it names.
 class ConnectionSocket {
  public:
-  explicit ConnectionSocket(socket_t sock) : sock_(sock) {}
+  explicit ConnectionSocket(socket_t sock, SSL* ssl = nullptr) : sock_(sock), ssl_(ssl) {
+    if (ssl_) ::fcntl(sock_, F_SETFL, ::fcntl(sock_, F_GETFL) | O_NONBLOCK);
+  }
+  ~ConnectionSocket() {
+    if (ssl_) SSL_free(ssl_);
+  }
+  ConnectionSocket(const ConnectionSocket&) = delete;
+  ConnectionSocket& operator=(const ConnectionSocket&) = delete;
 
   enum class Read { ok, closed, timeout, stopped };
+
+  // The TLS handshake, by `deadline`; false (with why) when it failed or timed out.
+  bool accept_tls(Clock::time_point deadline, std::string& why) {
+    for (;;) {
+      ERR_clear_error();
+      const int rc = SSL_accept(ssl_);
+      if (rc == 1) return true;
+      const int err = SSL_get_error(ssl_, rc);
+      if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) {
+        char text[256] = "the client closed the connection";
+        if (const unsigned long e = ERR_get_error(); e != 0) ERR_error_string_n(e, text, sizeof text);
+        why = text;
+        return false;
+      }
+      if (!wait_for(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline)) {
+        why = "the handshake did not finish in time";
+        return false;
+      }
+    }
+  }
+
   // Reads what is there (at least one byte) into buffer(), waiting until `deadline`; `stop` is
   // asked every 50 ms while nothing arrives, and ends the wait when it says so.
   Read read_more(Clock::time_point deadline, const std::function<bool()>& stop = {}) {
+    if (ssl_) return read_more_tls(deadline, stop);
     for (;;) {
       const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
       if (left <= 0) return Read::timeout;
@@ -365,6 +400,17 @@ class ConnectionSocket {
 
   // Writes all of `data` by `deadline`; false when the client did not take it (or is gone).
   bool write_all(std::string_view data, Clock::time_point deadline) const {
+    while (ssl_ && !data.empty()) {
+      ERR_clear_error();
+      const int n = SSL_write(ssl_, data.data(), static_cast<int>(std::min<std::size_t>(data.size(), 1 << 20)));
+      if (n > 0) {
+        data.remove_prefix(static_cast<std::size_t>(n));
+        continue;
+      }
+      const int err = SSL_get_error(ssl_, n);
+      if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) return false;
+      if (!wait_for(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline)) return false;
+    }
     while (!data.empty()) {
       const ssize_t n = ::send(sock_, data.data(), data.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
       if (n > 0) {
@@ -388,6 +434,7 @@ class ConnectionSocket {
   // client still sends (for up to a second, 1 MiB), so that closing does not reset the
   // connection before the client has read the answer.
   void linger_close() {
+    close_notify();
     ::shutdown(sock_, SHUT_WR);
     const auto deadline = Clock::now() + std::chrono::seconds(1);
     std::size_t dropped = 0;
@@ -398,11 +445,54 @@ class ConnectionSocket {
     }
   }
 
+  // With TLS: tells the client the connection ends (close_notify), without waiting for its own.
+  void close_notify() {
+    if (ssl_ && !notified_) {
+      notified_ = true;
+      ERR_clear_error();
+      SSL_shutdown(ssl_);
+    }
+  }
+
   std::string& buffer() noexcept { return buffer_; }
   socket_t fd() const noexcept { return sock_; }
 
  private:
+  // Waits until the socket is ready for `events` or `deadline` passes (false then, or on an error).
+  bool wait_for(short events, Clock::time_point deadline, int most_ms = -1) const {
+    for (;;) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+      if (left <= 0) return false;
+      pollfd p{sock_, events, 0};
+      const int ready = ::poll(&p, 1, static_cast<int>(most_ms < 0 ? left : std::min<long long>(left, most_ms)));
+      if (ready > 0) return true;
+      if (ready < 0 && errno != EINTR) return false;
+      if (ready == 0 && most_ms >= 0) return false;
+    }
+  }
+
+  Read read_more_tls(Clock::time_point deadline, const std::function<bool()>& stop) {
+    for (;;) {
+      if (Clock::now() >= deadline) return Read::timeout;
+      char chunk[16384];
+      ERR_clear_error();
+      const int n = SSL_read(ssl_, chunk, sizeof chunk);
+      if (n > 0) {
+        buffer_.append(chunk, static_cast<std::size_t>(n));
+        return Read::ok;
+      }
+      const int err = SSL_get_error(ssl_, n);
+      if (err != SSL_ERROR_WANT_READ && err != SSL_ERROR_WANT_WRITE) return Read::closed;
+      if (!wait_for(err == SSL_ERROR_WANT_READ ? POLLIN : POLLOUT, deadline, stop ? 50 : -1)) {
+        if (Clock::now() >= deadline) return Read::timeout;
+        if (stop && stop()) return Read::stopped;
+      }
+    }
+  }
+
   socket_t sock_;
+  SSL* ssl_;
+  bool notified_ = false;
   std::string buffer_;
 };
 
@@ -553,9 +643,22 @@ bool GuardedHttpServer::process_and_close_socket(socket_t sock) {
   if (events_.connections) events_.connections(+1);
   int yes = 1;
   ::setsockopt(sock, IPPROTO_TCP, TCP_NODELAY, &yes, sizeof yes);
-  ConnectionSocket socket(sock);
+  SSL* ssl = tls_ ? SSL_new(tls_.get()) : nullptr;
+  if (ssl) SSL_set_fd(ssl, sock);
+  ConnectionSocket socket(sock, ssl);
   try {
-    serve_connection(socket);
+    std::string why;
+    if (tls_ && !ssl) {
+      LogSink::instance().write("TLS: cannot make a connection's SSL object (out of memory?)");
+    } else if (ssl && !socket.accept_tls(Clock::now() + std::chrono::milliseconds(limits_.header_timeout_ms), why)) {
+      std::string ip;
+      int port = 0;
+      address_of(sock, false, ip, port);
+      LogSink::instance().write(fmt::format("TLS handshake with {}:{} failed: {}", ip, port, why));
+    } else {
+      serve_connection(socket);
+      socket.close_notify();
+    }
   } catch (const std::exception& e) {
     LogSink::instance().write(fmt::format("connection ended: {}", e.what()));
   }
@@ -736,6 +839,30 @@ bool GuardedHttpServer::serve_streamed(ConnectionSocket& socket, const RequestHe
     return false;
   }
   return written && !close && !closed_by_request;
+}
+
+void GuardedHttpServer::use_tls(const std::filesystem::path& certificate_chain, const std::filesystem::path& private_key) {
+  auto openssl_error = [](std::string_view what) {
+    char text[256] = "unknown OpenSSL error";
+    if (const unsigned long e = ERR_get_error(); e != 0) ERR_error_string_n(e, text, sizeof text);
+    ERR_clear_error();
+    return Error(Errc::invalid_argument, fmt::format("{}: {}", what, text));
+  };
+  std::unique_ptr<SSL_CTX, void (*)(SSL_CTX*)> ctx(SSL_CTX_new(TLS_server_method()), SSL_CTX_free);
+  if (!ctx) throw openssl_error("cannot set up TLS");
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  SSL_CTX_set_mode(ctx.get(), SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+  if (SSL_CTX_use_certificate_chain_file(ctx.get(), certificate_chain.c_str()) != 1) {
+    throw openssl_error(fmt::format("cannot use '{}' as the TLS certificate (a PEM certificate chain)", certificate_chain.string()));
+  }
+  if (SSL_CTX_use_PrivateKey_file(ctx.get(), private_key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    throw openssl_error(fmt::format("cannot use '{}' as the TLS private key (a PEM key)", private_key.string()));
+  }
+  if (SSL_CTX_check_private_key(ctx.get()) != 1) {
+    throw openssl_error(fmt::format("the key '{}' does not match the certificate '{}'", private_key.string(),
+                                    certificate_chain.string()));
+  }
+  tls_ = std::shared_ptr<SSL_CTX>(ctx.release(), SSL_CTX_free);
 }
 
 void GuardedHttpServer::stream_requests(std::function<bool(std::string_view method, std::string_view path)> which,

@@ -16,12 +16,16 @@
 #include <cstddef>
 #include <cstdint>
 #include <deque>
+#include <filesystem>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <string_view>
 
 #include <httplib.h>
+
+struct ssl_ctx_st;  // OpenSSL's SSL_CTX
 
 namespace modelreg::cli {
 
@@ -145,6 +149,11 @@ class GuardedHttpServer final : public httplib::Server {
   // answers without reading the whole body closes the connection. Call before bind().
   void stream_requests(std::function<bool(std::string_view method, std::string_view path)> which,
                        std::uint64_t max_bytes);
+  // Speaks HTTPS (TLS 1.2 or newer, with OpenSSL) with the PEM certificate chain and private key in
+  // these files: each connection's handshake must finish within header_timeout_ms, then its
+  // requests are read and answered as over plain HTTP. Throws modelreg::Error (invalid_argument)
+  // naming the file and OpenSSL's reason when they cannot be used. Call before bind().
+  void use_tls(const std::filesystem::path& certificate_chain, const std::filesystem::path& private_key);
 
  private:
   bool process_and_close_socket(socket_t sock) override;
@@ -165,6 +174,7 @@ class GuardedHttpServer final : public httplib::Server {
   BodyBudget budget_;
   std::function<bool(std::string_view, std::string_view)> streamed_;  // set before bind()
   std::uint64_t stream_max_bytes_ = 0;
+  std::shared_ptr<ssl_ctx_st> tls_;  // set before bind(); none: plain HTTP
 };
 
 }  // namespace modelreg::cli

@@ -18,6 +18,7 @@
 #include "arguments.hpp"
 #include "commands.hpp"
 #include "http_server.hpp"
+#include "webhook_dispatcher.hpp"
 
 namespace modelreg::cli {
 namespace {
@@ -47,11 +48,30 @@ class BackgroundService {
   virtual void stop() = 0;
 };
 
-// THE PLACE TO ADD A BACKGROUND SERVICE of `modelreg ui`: push it here (webhooks: the delivery
-// worker, given the registry path g.db and the log sink).
+// Webhooks: the delivery worker (webhook_dispatcher.hpp), its lines in the log.
+class WebhookDelivery final : public BackgroundService {
+ public:
+  explicit WebhookDelivery(std::filesystem::path db) : db_(std::move(db)) {}
+  const char* name() const override { return "webhook delivery"; }
+  void start() override {
+    DispatcherOptions o;
+    o.log = [](std::string_view line) { LogSink::instance().write(line); };
+    Options registry;
+    registry.create_if_missing = false;
+    dispatcher_ = std::make_unique<WebhookDispatcher>(db_, registry, std::move(o));
+  }
+  void stop() override { dispatcher_.reset(); }
+
+ private:
+  std::filesystem::path db_;
+  std::unique_ptr<WebhookDispatcher> dispatcher_;
+};
+
+// THE PLACE TO ADD A BACKGROUND SERVICE of `modelreg ui`: push it here.
 std::vector<std::unique_ptr<BackgroundService>> background_services(const Globals& g) {
-  (void)g;
   std::vector<std::unique_ptr<BackgroundService>> services;
+  // A read-only ui cannot record attempts: it leaves delivering to a writable one.
+  if (!g.read_only) services.push_back(std::make_unique<WebhookDelivery>(g.db));
   return services;
 }
 

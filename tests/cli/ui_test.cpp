@@ -158,11 +158,15 @@ const std::set<std::pair<std::string, std::string>> kRoutes = {
     {"GET", "/api/v1/tokens"},
     {"POST", "/api/v1/tokens"},
     {"DELETE", "/api/v1/tokens/{name}"},
+    {"GET", "/api/v1/webhooks"},
+    {"POST", "/api/v1/webhooks"},
+    {"DELETE", "/api/v1/webhooks/{id}"},
+    {"GET", "/api/v1/webhooks/{id}/deliveries"},
     {"GET", "/api/v1/openapi.json"},
 };
 
 std::string fill(std::string path) {
-  for (auto [from, to] : {std::pair{"{model}", "fraud"}, {"{version}", "3"}, {"{alias}", "champion"}, {"{name}", "ci"}}) {
+  for (auto [from, to] : {std::pair{"{model}", "fraud"}, {"{version}", "3"}, {"{alias}", "champion"}, {"{name}", "ci"}, {"{id}", "1"}}) {
     if (auto at = path.find(from); at != std::string::npos) path.replace(at, std::string(from).size(), to);
   }
   return path;
@@ -476,4 +480,46 @@ TEST_CASE("repeated bad tokens from one address are slowed down, even for a good
   // Calls without a token are not authentication attempts: still 401, not 429.
   CHECK(api.call("GET", "/api/v1/models")->status == 401);
   CHECK(test::dump(f.db) == before);
+}
+
+TEST_CASE("with --tls-cert and --tls-key the API speaks HTTPS, and refuses plain HTTP on that port") {
+  Fixture f;
+  const auto cert = f.dir / "cert.pem", key = f.dir / "key.pem";
+  const auto made = test::run_command({.args = {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+                                                key.string(), "-out", cert.string(), "-days", "1", "-subj", "/CN=127.0.0.1",
+                                                "-addext", "subjectAltName=IP:127.0.0.1"},
+                                       .capture_out = true,
+                                       .capture_err = true});
+  REQUIRE_MESSAGE(made.status == 0, made.err);
+  // Only both files together, and files OpenSSL can use.
+  const auto half = test::run_command({.args = {test::modelreg_binary(), "--db", f.db.string(), "ui", "--port", "0",
+                                                "--tls-cert", cert.string()},
+                                       .capture_err = true});
+  CHECK(half.status == 2);
+  CHECK(half.err.find("--tls-cert and --tls-key together") != std::string::npos);
+  const auto swapped = test::run_command({.args = {test::modelreg_binary(), "--db", f.db.string(), "ui", "--port", "0",
+                                                   "--tls-cert", key.string(), "--tls-key", key.string()},
+                                          .capture_err = true});
+  CHECK(swapped.status == 1);
+  CHECK(swapped.err.find("cannot use '" + key.string() + "' as the TLS certificate") != std::string::npos);
+
+  ServerProcess ui = start_ui(f, {"--tls-cert", cert.string(), "--tls-key", key.string()});
+  httplib::SSLClient tls("127.0.0.1", ui.port());
+  tls.set_ca_cert_path(cert.c_str());
+  tls.enable_server_certificate_verification(true);
+  const auto models = tls.Get("/api/v1/models", {{"Authorization", "Bearer " + f.reader}});
+  REQUIRE(models);
+  CHECK(models->status == 200);
+  CHECK(json::parse(models->body) == json::parse(run_out(f.db, {"--json", "list"})));
+  const auto bytes = tls.Get("/api/v1/models/fraud/versions/2/bytes", {{"Authorization", "Bearer " + f.reader}});
+  REQUIRE(bytes);
+  CHECK(bytes->body == "fraud bytes 2");
+  const auto none = tls.Get("/api/v1/models");
+  REQUIRE(none);
+  CHECK(none->status == 401);
+  // Plain HTTP gets no answer: the handshake fails and the connection closes.
+  httplib::Client plain("127.0.0.1", ui.port());
+  plain.set_read_timeout(10, 0);
+  const auto refused = plain.Get("/api/v1/models", {{"Authorization", "Bearer " + f.reader}});
+  CHECK_FALSE(refused);
 }

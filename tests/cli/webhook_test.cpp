@@ -183,13 +183,12 @@ NewWebhook hook(const std::string& url, std::vector<std::string> kinds = webhook
   return n;
 }
 
-// `modelreg --db DB webhook run --poll-ms 10 ... EXTRA` as a child process, its stdout and stderr
-// (one line per attempt) read by a thread of the test; returns once it said it is delivering.
-class DeliveryProcess {
+// A modelreg child process, its stdout and stderr (where the delivery worker writes one line per
+// attempt) read by a thread of the test; the constructor returns once a line holding `ready` came.
+class ChildProcess {
  public:
-  explicit DeliveryProcess(const std::filesystem::path& db, const std::string& first_retry_ms = "20") {
-    args_ = {test::modelreg_binary(), "--db", db.string(), "webhook", "run", "--poll-ms", "10", "--first-retry-ms",
-             first_retry_ms, "--max-retry-ms", "100000"};
+  ChildProcess(std::vector<std::string> args, const std::string& ready) : args_(std::move(args)) {
+    args_.insert(args_.begin(), test::modelreg_binary());
     int fds[2];
     REQUIRE(::pipe2(fds, O_CLOEXEC) == 0);
     posix_spawn_file_actions_t actions;
@@ -220,20 +219,27 @@ class DeliveryProcess {
       }
       ::close(fd);
     });
-    if (!saw_line("delivering the webhooks of " + db.string())) {
+    if (!saw_line(ready)) {
       stop(SIGKILL);
       reader_.join();
-      FAIL("modelreg webhook run did not start; it said:\n", fmt::format("{}", fmt::join(lines_, "\n")));
+      FAIL(fmt::format("{}", fmt::join(args_, " ")), " did not start; it said:\n",
+           fmt::format("{}", fmt::join(lines_, "\n")));
     }
   }
-  ~DeliveryProcess() {
+  ~ChildProcess() {
     if (pid_ > 0) stop(SIGKILL);
     reader_.join();
   }
   // Waits for a line holding `text` (REQUIREs one within 20 s).
   void wait_line(const std::string& text) {
-    REQUIRE_MESSAGE(saw_line(text), "no line with '", text, "' from modelreg webhook run; it said:\n",
+    REQUIRE_MESSAGE(saw_line(text), "no line with '", text, "' from modelreg; it said:\n",
                     fmt::format("{}", fmt::join(lines_, "\n")));
+  }
+  // The first line holding `text` (REQUIREs one within 20 s).
+  std::string line_with(const std::string& text) {
+    wait_line(text);
+    std::lock_guard lock(mutex_);
+    return *std::find_if(lines_.begin(), lines_.end(), [&](const std::string& l) { return test::contains(l, text); });
   }
   // Whether a line holding `text` came within 20 s.
   bool saw_line(const std::string& text) {
@@ -257,6 +263,15 @@ class DeliveryProcess {
   std::mutex mutex_;  // protects lines_
   std::condition_variable cv_;
   std::vector<std::string> lines_;
+};
+
+// `modelreg --db DB webhook run` with fast polls and retries.
+class DeliveryProcess : public ChildProcess {
+ public:
+  explicit DeliveryProcess(const std::filesystem::path& db, const std::string& first_retry_ms = "20")
+      : ChildProcess({"--db", db.string(), "webhook", "run", "--poll-ms", "10", "--first-retry-ms", first_retry_ms,
+                      "--max-retry-ms", "100000"},
+                     "delivering the webhooks of " + db.string()) {}
 };
 
 }  // namespace
@@ -687,4 +702,91 @@ TEST_CASE("modelreg webhook deliveries shows each attempt as JSON") {
   CHECK(j[0]["duration_ms"] == 3);
   CHECK(j[0]["outcome"] == "delivered");
   CHECK(j[0]["at"].get<std::string>().size() == 24);
+}
+
+TEST_CASE("modelreg ui delivers webhooks and serves them at /api/v1/webhooks, changes for admins only") {
+  test::TempDir dir;
+  const auto db = (dir / "r.db").string();
+  REQUIRE(test::modelreg({"--db", db, "init"}) == 0);
+  auto token = [&](const std::string& name, const std::string& role, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args = {test::modelreg_binary(), "--db", db, "token", "create", name, "--role", role};
+    args.insert(args.end(), extra.begin(), extra.end());
+    const auto r = test::run_command({.args = args, .capture_out = true});
+    REQUIRE(r.status == 0);
+    return r.out.substr(0, r.out.find('\n'));
+  };
+  const std::string admin = token("ops", "admin");
+  const std::string reader = token("viewer", "reader");
+  const std::string promoter = token("release", "promoter");
+  const std::string limited = token("fraud-admin", "admin", {"--model", "fraud*"});
+  Receiver receiver;
+  const auto key = secret_file(dir);
+
+  ChildProcess ui({"--db", db, "ui", "--port", "0"}, "http://127.0.0.1:");
+  const std::string first = ui.line_with("http://127.0.0.1:");
+  httplib::Client api("127.0.0.1", std::stoi(first.substr(first.rfind(':') + 1)));
+  auto call = [&](const std::string& method, const std::string& path, const std::string& bearer,
+                  const std::string& body = {}) {
+    httplib::Headers h;
+    if (!bearer.empty()) h.emplace("Authorization", "Bearer " + bearer);
+    httplib::Result r = method == "GET"    ? api.Get(path, h)
+                        : method == "POST" ? api.Post(path, h, body, "application/json")
+                                           : api.Delete(path, h);
+    REQUIRE(r);
+    return std::pair<int, json>(r->status, json::parse(r->body));
+  };
+
+  const std::string add = json{{"url", receiver.url()}, {"events", "register,promote"}, {"secret_file", key.string()}}.dump();
+  const std::string before = test::dump(dir / "r.db");
+  // Refused, the registry unchanged: no token, too low a role, a token limited to some models,
+  // bad input.
+  CHECK(call("POST", "/api/v1/webhooks", "", add).first == 401);
+  CHECK(call("POST", "/api/v1/webhooks", reader, add).first == 403);
+  CHECK(call("POST", "/api/v1/webhooks", promoter, add).first == 403);
+  CHECK(call("POST", "/api/v1/webhooks", limited, add).first == 403);
+  CHECK(call("GET", "/api/v1/webhooks", limited).first == 403);
+  CHECK(call("GET", "/api/v1/webhooks", "").first == 401);
+  const auto bad_url = call("POST", "/api/v1/webhooks", admin, json{{"url", "ftp://h/"}, {"events", "promote"}}.dump());
+  CHECK(bad_url.first == 400);
+  CHECK(bad_url.second["error"]["code"] == "invalid_argument");
+  CHECK(test::contains(bad_url.second["error"]["message"], "only http and https"));
+  const auto bad_kind = call("POST", "/api/v1/webhooks", admin, json{{"url", "http://h/"}, {"events", "merge"}}.dump());
+  CHECK(bad_kind.first == 400);
+  CHECK(test::contains(bad_kind.second["error"]["message"], "unknown webhook event kind 'merge'"));
+  CHECK(call("POST", "/api/v1/webhooks", admin, json{{"url", "http://h/"}}.dump()).first == 400);
+  CHECK(call("DELETE", "/api/v1/webhooks/1", admin).first == 404);
+  CHECK(call("DELETE", "/api/v1/webhooks/x", admin).first == 400);
+  CHECK(test::dump(dir / "r.db") == before);
+
+  const auto added = call("POST", "/api/v1/webhooks", admin, add);
+  REQUIRE(added.first == 201);
+  CHECK(added.second["id"] == 1);
+  CHECK(added.second["created_by"] == "ops");
+  CHECK(added.second["events"] == json::array({"register", "promote"}));
+  const auto listed = call("GET", "/api/v1/webhooks", reader);
+  CHECK(listed.first == 200);
+  CHECK(listed.second == json::array({added.second}));
+
+  // The ui process delivers: an event committed by another process arrives, signed.
+  std::ofstream(dir / "m.bin") << "model bytes";
+  REQUIRE(test::modelreg({"--db", db, "register", "fraud", "--file", (dir / "m.bin").string()}) == 0);
+  const auto got = receiver.wait_for(1);
+  CHECK(json::parse(got[0].body)["kind"] == "register");
+  CHECK(got[0].header("X-Modelreg-Signature") == "sha256=" + hmac_hex(kSecret, got[0].body));
+  ui.wait_line("event 1 (register fraud), attempt 1: delivered");
+  const auto deliveries = call("GET", "/api/v1/webhooks/1/deliveries?limit=5", reader);
+  CHECK(deliveries.first == 200);
+  REQUIRE(deliveries.second.size() == 1);
+  CHECK(deliveries.second[0]["outcome"] == "delivered");
+  CHECK(deliveries.second[0]["http_status"] == 200);
+  CHECK(call("GET", "/api/v1/webhooks/1/deliveries?limit=0", reader).first == 400);
+  CHECK(call("GET", "/api/v1/webhooks/9/deliveries", reader).first == 404);
+
+  const auto removed = call("DELETE", "/api/v1/webhooks/1", admin);
+  CHECK(removed.first == 200);
+  CHECK(removed.second["removed_by"] == "ops");
+  CHECK(call("DELETE", "/api/v1/webhooks/1", admin).first == 409);
+  CHECK(call("GET", "/api/v1/webhooks", reader).second == json::array());
+  CHECK(call("GET", "/api/v1/webhooks?all=true", reader).second.size() == 1);
+  CHECK(ui.stop(SIGTERM) == 0);
 }

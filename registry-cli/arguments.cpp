@@ -8,6 +8,7 @@
 #include <fstream>
 #include <optional>
 
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
 #include "modelreg/checksum.hpp"
@@ -119,6 +120,42 @@ Dataset parse_dataset(std::string_view text) {
   if (d.uri.empty()) throw UsageError(fmt::format("--dataset '{}': expected URI or URI:ROLE", text));
   d.sha256 = sha256_of_file(d.uri);
   return d;
+}
+
+void add_version_metadata_options(CLI::App* cmd, VersionMetadataArgs& a, const std::string& param_help,
+                                  const std::string& dataset_help, const std::string& parent_example) {
+  cmd->add_option("--metric", a.metrics, "Metric NAME=NUMBER (repeatable)");
+  cmd->add_option("--param", a.params, param_help);
+  cmd->add_option("--tag", a.tags, "Tag KEY=VALUE (repeatable)");
+  cmd->add_option("--label", a.label, "Label unique within the model, e.g. v1.2.0");
+  cmd->add_option("--notes", a.notes, "Free text");
+  cmd->add_option("--parent", a.parents, fmt::format("Lineage REF[:RELATION], e.g. {} (repeatable)", parent_example));
+  cmd->add_option("--dataset", a.datasets, dataset_help);
+  cmd->add_option("--level", a.level, "zstd level 0-19 (0 stores raw; default 3)");
+}
+
+NewVersion version_spec(const std::string& model, const VersionMetadataArgs& a, const std::optional<std::string>& actor) {
+  NewVersion spec;
+  spec.model = model;
+  spec.notes = a.notes;
+  spec.level = a.level;
+  if (!a.label.empty()) spec.label = a.label;
+  for (const auto& m : a.metrics) {
+    auto [k, v] = split_assignment("--metric", m);
+    spec.metrics[k] = parse_number(fmt::format("--metric {}", m), v);
+  }
+  for (const auto& p : a.params) {
+    auto [k, v] = split_assignment("--param", p);
+    spec.params[k] = v;
+  }
+  for (const auto& t : a.tags) {
+    auto [k, v] = split_assignment("--tag", t);
+    spec.tags[k] = v;
+  }
+  for (const auto& p : a.parents) spec.parents.push_back(parse_parent(p));
+  for (const auto& d : a.datasets) spec.datasets.push_back(parse_dataset(d));
+  if (actor) spec.created_by = actor;
+  return spec;
 }
 
 }  // namespace modelreg::cli

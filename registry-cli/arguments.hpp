@@ -2,6 +2,7 @@
 // UsageError (exit status 2) that names the option and shows the expected form.
 #pragma once
 
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -9,6 +10,10 @@
 #include <vector>
 
 #include "modelreg/registry.hpp"
+
+namespace CLI {
+class App;
+}
 
 namespace modelreg::cli {
 
@@ -26,5 +31,22 @@ Feature parse_feature(std::string_view text);               // name[:dtype]
 std::vector<Feature> read_features_file(const std::string& path);
 Parent parse_parent(std::string_view text);                 // REF[:relation]
 Dataset parse_dataset(std::string_view text);               // URI[:role]; sha256 filled for local files
+
+// The metadata options of the commands that create a version (register, import-model): --metric,
+// --param, --tag, --label, --notes, --parent, --dataset, --level.
+struct VersionMetadataArgs {
+  std::string label, notes;
+  std::vector<std::string> metrics, params, tags, parents, datasets;
+  int level = 3;
+};
+
+// Declares those options on `cmd`, filling `a` (which must outlive the parse). `param_help` and
+// `dataset_help` describe --param and --dataset for the command; `parent_example` is a REF:RELATION.
+void add_version_metadata_options(CLI::App* cmd, VersionMetadataArgs& a, const std::string& param_help,
+                                  const std::string& dataset_help, const std::string& parent_example);
+
+// A NewVersion of `model` with those options parsed (UsageError naming a malformed one) and
+// created_by = `actor` when given.
+NewVersion version_spec(const std::string& model, const VersionMetadataArgs& a, const std::optional<std::string>& actor);
 
 }  // namespace modelreg::cli

@@ -15,32 +15,12 @@ namespace modelreg::cli {
 namespace {
 
 struct ImportModelArgs {
-  std::string name, xgboost_file, label, notes, probe_csv, target;
-  std::vector<std::string> metrics, params, tags, parents, datasets;
-  int level = 3;
+  std::string name, xgboost_file, probe_csv, target;
+  VersionMetadataArgs metadata;
 };
 
 int cmd_import_model(const Globals& g, const ImportModelArgs& a) {
-  NewVersion spec;
-  spec.model = a.name;
-  spec.notes = a.notes;
-  spec.level = a.level;
-  if (!a.label.empty()) spec.label = a.label;
-  for (const auto& m : a.metrics) {
-    auto [k, v] = split_assignment("--metric", m);
-    spec.metrics[k] = parse_number(fmt::format("--metric {}", m), v);
-  }
-  for (const auto& p : a.params) {
-    auto [k, v] = split_assignment("--param", p);
-    spec.params[k] = v;
-  }
-  for (const auto& t : a.tags) {
-    auto [k, v] = split_assignment("--tag", t);
-    spec.tags[k] = v;
-  }
-  for (const auto& p : a.parents) spec.parents.push_back(parse_parent(p));
-  for (const auto& d : a.datasets) spec.datasets.push_back(parse_dataset(d));
-  if (auto who = actor_of(g)) spec.created_by = who;
+  NewVersion spec = version_spec(a.name, a.metadata, actor_of(g));
   if (!a.target.empty() && a.probe_csv.empty()) throw UsageError("--target names a column of --probe-csv; give both");
 
   Registry reg = open_registry(g, true);
@@ -83,16 +63,10 @@ void add_import_model_command(CLI::App& app, Globals& g) {
                   "Rows stored as the validation probe (first 16; columns by feature name, empty cell = missing; "
                   "default: 16 synthetic rows)");
   cmd->add_option("--target", a->target, "A column of --probe-csv to ignore (the label)");
-  cmd->add_option("--metric", a->metrics, "Metric NAME=NUMBER (repeatable)");
-  cmd->add_option("--param", a->params, "Parameter NAME=VALUE, recorded on top of the model's (repeatable)");
-  cmd->add_option("--tag", a->tags, "Tag KEY=VALUE (repeatable)");
-  cmd->add_option("--label", a->label, "Label unique within the model, e.g. v1.2.0");
-  cmd->add_option("--notes", a->notes, "Free text");
-  cmd->add_option("--parent", a->parents, "Lineage REF[:RELATION], e.g. churn@3:retrained_from (repeatable)");
-  cmd->add_option("--dataset", a->datasets,
-                  "Data set URI[:ROLE] (role default train; local files get their SHA-256) (repeatable); the "
-                  "XGBoost file itself is always recorded, role xgboost_model");
-  cmd->add_option("--level", a->level, "zstd level 0-19 (0 stores raw; default 3)");
+  add_version_metadata_options(cmd, a->metadata, "Parameter NAME=VALUE, recorded on top of the model's (repeatable)",
+                               "Data set URI[:ROLE] (role default train; local files get their SHA-256) (repeatable); "
+                               "the XGBoost file itself is always recorded, role xgboost_model",
+                               "churn@3:retrained_from");
 }
 
 }  // namespace modelreg::cli

@@ -49,9 +49,9 @@ int cmd_migrate(const Globals& g) {
 }
 
 struct RegisterArgs {
-  std::string name, file, format = "bytes", type, label, notes, features_file;
-  std::vector<std::string> metrics, params, features, tags, parents, datasets;
-  int level = 3;
+  std::string name, file, format = "bytes", type, features_file;
+  std::vector<std::string> features;
+  VersionMetadataArgs metadata;
   bool no_probe = false;
 };
 
@@ -102,33 +102,14 @@ std::string checked_model_archive(const RegisterArgs& a, NewVersion& spec) {
 }
 
 int cmd_register(const Globals& g, const RegisterArgs& a) {
-  NewVersion spec;
-  spec.model = a.name;
+  NewVersion spec = version_spec(a.name, a.metadata, actor_of(g));
   spec.format = a.format;
   spec.type_name = a.type;
-  spec.notes = a.notes;
-  spec.level = a.level;
-  if (!a.label.empty()) spec.label = a.label;
-  for (const auto& m : a.metrics) {
-    auto [k, v] = split_assignment("--metric", m);
-    spec.metrics[k] = parse_number(fmt::format("--metric {}", m), v);
-  }
-  for (const auto& p : a.params) {
-    auto [k, v] = split_assignment("--param", p);
-    spec.params[k] = v;
-  }
-  for (const auto& t : a.tags) {
-    auto [k, v] = split_assignment("--tag", t);
-    spec.tags[k] = v;
-  }
   if (!a.features.empty() && !a.features_file.empty()) {
     throw UsageError("give either --feature (repeated) or --features-file, not both");
   }
   for (const auto& f : a.features) spec.features.push_back(parse_feature(f));
   if (!a.features_file.empty()) spec.features = read_features_file(a.features_file);
-  for (const auto& p : a.parents) spec.parents.push_back(parse_parent(p));
-  for (const auto& d : a.datasets) spec.datasets.push_back(parse_dataset(d));
-  if (auto who = actor_of(g)) spec.created_by = who;
 
   std::optional<std::string> archive;  // --format modelreg-model: checked before the registry is opened
   if (spec.format == kModelFormat) archive = checked_model_archive(a, spec);
@@ -276,17 +257,11 @@ void add_register_command(CLI::App& app, Globals& g) {
   cmd->add_option("--file,-f", a->file, "The model's bytes")->required();
   cmd->add_option("--format", a->format, "Format string, e.g. onnx (default: bytes)");
   cmd->add_option("--type", a->type, "Type name, e.g. RandomForest");
-  cmd->add_option("--metric", a->metrics, "Metric NAME=NUMBER (repeatable)");
-  cmd->add_option("--param", a->params, "Hyperparameter NAME=VALUE (repeatable)");
   cmd->add_option("--feature", a->features, "Input feature NAME[:DTYPE], in order (repeatable)");
   cmd->add_option("--features-file", a->features_file, "File with one NAME[:DTYPE] per line, or a CSV header line");
-  cmd->add_option("--tag", a->tags, "Tag KEY=VALUE (repeatable)");
-  cmd->add_option("--label", a->label, "Label unique within the model, e.g. v1.2.0");
-  cmd->add_option("--notes", a->notes, "Free text");
-  cmd->add_option("--parent", a->parents, "Lineage REF[:RELATION], e.g. fraud@3:retrained_from (repeatable)");
-  cmd->add_option("--dataset", a->datasets,
-                  "Data set URI[:ROLE] (role default train; local files get their SHA-256) (repeatable)");
-  cmd->add_option("--level", a->level, "zstd level 0-19 (0 stores raw; default 3)");
+  add_version_metadata_options(cmd, a->metadata, "Hyperparameter NAME=VALUE (repeatable)",
+                               "Data set URI[:ROLE] (role default train; local files get their SHA-256) (repeatable)",
+                               "fraud@3:retrained_from");
   cmd->add_flag("--no-probe", a->no_probe,
                 "With --format modelreg-model: register the model archive without the validation probe every model "
                 "load checks (refused otherwise; `train` and bundles store one)");

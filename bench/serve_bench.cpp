@@ -29,7 +29,8 @@
 //       the same swap measurement through the library: a ModelRepository serving M in this
 //       process, probed with predict(), alternately with change notifications on and off
 //       (RepositoryOptions::notify_changes; a fresh repository for each block of B swaps), so that
-//       both figures come from the same run.
+//       both figures come from the same run. [--promote-sync normal]: promote with
+//       synchronous=NORMAL (no fsync at commit) instead of FULL, a diagnostic.
 //   serve_bench fleet --db DB --models N [--rows R]
 //       N models m0000.. (logistic regressions trained on R generated rows, each with its own C),
 //       versions 1 and 2 each, version 1 promoted; through the library, synchronous=NORMAL.
@@ -479,7 +480,11 @@ int cmd_swaps_inproc(const Args& a) {
   const long poll_ms = a.num("poll-ms", 100);
   const std::chrono::microseconds gap(a.num("probe-gap-us", 200));
   const std::string db = a.str("db");
-  Registry reg = open_registry(db);
+  // --promote-sync normal: promotions without the fsync of synchronous=FULL (a diagnostic of
+  // what the fsync between the -wal write and the wal-index update costs the swap).
+  Options reg_options;
+  reg_options.synchronous_full = a.str("promote-sync", "full") != "normal";
+  Registry reg(db, reg_options);
   std::mt19937_64 rng(13);
   std::uniform_real_distribution<double> phase(0.0, static_cast<double>(poll_ms));
   std::vector<double> row(20, 0.5);  // every fleet / fraud model takes 20 features
@@ -525,7 +530,11 @@ int cmd_swaps_inproc(const Args& a) {
     wakeups[notify] += st.wakeups;
     polls[notify] += st.polls;
   }
-  json out = {{"swaps_each_mode", swaps}, {"block", block}, {"poll_ms", poll_ms}, {"each", each}};
+  json out = {{"swaps_each_mode", swaps},
+              {"block", block},
+              {"poll_ms", poll_ms},
+              {"promote_synchronous_full", reg_options.synchronous_full},
+              {"each", each}};
   for (bool notify : {true, false}) {
     const auto& e = excess[notify];
     out[notify ? "notify_on" : "notify_off"] = {

@@ -12,7 +12,8 @@
 #   1. swap latency: 100 promotions alternating fraud@1 / fraud@2 (logistic regressions) through
 #      Registry::promote after a random 0-100 ms pause; commit -> first /infer response from the
 #      new version over HTTP (`serve_bench swaps`), then the same through the library with change
-#      notifications on and off in alternating blocks of 10 (`serve_bench swaps-inproc`, 100 each).
+#      notifications on and off in alternating blocks of 10 (`serve_bench swaps-inproc`, 100 each),
+#      and again with the promotions at synchronous=NORMAL (a diagnostic: no fsync at commit).
 #   2. split: `serve fraud --split fraud=challenger:10`, 10,000 requests with distinct ids, every
 #      10th id repeated (as the id and as X-Request-Key), 2,000 without a key (`serve_bench split`).
 #   3. isolation: `serve steady forest`; steady latency with nothing loading vs while the 300-tree
@@ -103,6 +104,10 @@ wait_ready
   --body "$out/infer1.json" --json "$out/swaps.json"
 stop_server
 "$drv" swaps-inproc --db "$out/lr.db" --model fraud --swaps 100 --block 10 --poll-ms 100 --json "$out/swaps-inproc.json"
+# Diagnostic: the same with promotions at synchronous=NORMAL (no fsync between the -wal write that
+# wakes the server and the wal-index update that makes the commit visible).
+"$drv" swaps-inproc --db "$out/lr.db" --model fraud --swaps 100 --block 10 --poll-ms 100 --promote-sync normal \
+  --json "$out/swaps-inproc-normal.json"
 
 echo "== 2. split fraud=challenger:10"
 "$bin" --db "$out/lr.db" promote fraud@1 >/dev/null 2>&1 || true  # active back on 1 (challenger: 2)
@@ -146,7 +151,7 @@ J = lambda name: json.load(open(os.path.join(out, name)))
 sw, ip, sp, iso = J("swaps.json"), J("swaps-inproc.json"), J("split.json"), J("isolation.json")
 one, allm, fs = J("fleet-one.json"), J("fleet-all.json"), J("fleet-swaps.json")
 m1, ma, s1, sa = J("metrics-one.json"), J("metrics-all.json"), J("status-one.json"), J("status-all.json")
-pc = J("poll-cost.json")
+pc, ipn = J("poll-cost.json"), J("swaps-inproc-normal.json")
 rss_after_swaps = int(open(os.path.join(out, "rss-after-swaps-kb.txt")).read()) / 1024
 ok = lambda b: "met" if b else "NOT met"
 on, off = ip["notify_on"], ip["notify_off"]
@@ -166,6 +171,9 @@ rows = [
     ("   through the library, notifications off (polling only; baseline)",
      lat(off["latency_ms"]), f"on / off: p50 {on['latency_ms']['p50'] / off['latency_ms']['p50']:.3f}x, "
      f"p99 {on['latency_ms']['p99'] / off['latency_ms']['p99']:.3f}x", ""),
+    ("   diagnostic: through the library, notifications on, promotions at synchronous=NORMAL (no fsync)",
+     lat(ipn["notify_on"]["latency_ms"]), f"latency - load p99 {ipn['notify_on']['excess_over_load_ms']['p99']:.2f} ms; "
+     f"{ipn['notify_on']['swaps_over_load_plus_10']} over (off: {lat(ipn['notify_off']['latency_ms'])})", ""),
     ("2. split fraud=challenger:10, 10,000 distinct ids",
      f"challenger {100 * share:.2f}% ({sp['by_version']})", "10% +- 1.5%", ok(abs(share - 0.10) <= 0.015)),
     ("   stickiness: every 10th id sent twice more (id; X-Request-Key)",
@@ -215,5 +223,5 @@ for r in rows:
     print("| " + " | ".join(r) + " |")
 json.dump({"swaps": sw, "swaps_inproc": ip, "split": sp, "isolation": iso, "fleet_one": one, "fleet_all": allm,
            "fleet_swaps": fs, "metrics_one": m1, "metrics_all": ma, "status_one": s1, "status_all": sa,
-           "poll_cost": pc, "rss_after_swaps_mb": rss_after_swaps}, open(os.path.join(out, "results.json"), "w"), indent=2)
+           "poll_cost": pc, "swaps_inproc_normal": ipn, "rss_after_swaps_mb": rss_after_swaps}, open(os.path.join(out, "results.json"), "w"), indent=2)
 PY

@@ -4,8 +4,6 @@
 #include <malloc.h>
 #endif
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -18,33 +16,13 @@
 #include "modelreg/time_format.hpp"
 #include "modelreg/registry.hpp"
 #include "serving/change_notifier.hpp"
+#include "serving/poll_loop.hpp"
 
 namespace modelreg {
 
-namespace {
-
-// A file's identity: what stays the same while a file is renamed, and changes when another file
-// takes its path (a restore with `mv`, a delete and re-create).
-struct FileId {
-  dev_t dev = 0;
-  ino_t ino = 0;
-  bool operator==(const FileId&) const = default;
-};
-
-std::optional<FileId> file_id_of(const std::filesystem::path& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
-  return FileId{st.st_dev, st.st_ino};
-}
-
-Options read_only_options(const std::optional<std::string>& signing_key) {
-  Options ro;
-  ro.read_only = true;
-  ro.signing_key = signing_key;
-  return ro;
-}
-
-}  // namespace
+using detail::file_id_of;
+using detail::FileId;
+using detail::read_only_options;
 
 struct __attribute__((visibility("hidden"))) ActiveWatcher::Impl {
   std::string model;
@@ -83,10 +61,7 @@ struct __attribute__((visibility("hidden"))) ActiveWatcher::Impl {
   mutable std::mutex status_mutex;  // protects status
   WatcherStatus status;
 
-  std::mutex stop_mutex;  // protects stopping and changed
-  std::condition_variable stop_cv;
-  bool stopping = false;
-  bool changed = false;  // the database's files changed since the last poll began
+  detail::PollLoop loop;
   std::unique_ptr<detail::ChangeNotifier::Subscription> changes;
   std::thread thread;
 
@@ -279,37 +254,10 @@ struct __attribute__((visibility("hidden"))) ActiveWatcher::Impl {
   }
 
   void run() {
-    // A change notification comes when a writer writes the -wal file, which can be just before
-    // its commit is visible to readers (the wal-index in -shm is updated after, through shared
-    // memory, which makes no event). So a notified poll is followed by a few more, close behind.
-    static constexpr std::chrono::milliseconds kFollowUps[] = {std::chrono::milliseconds(2),
-                                                               std::chrono::milliseconds(10),
-                                                               std::chrono::milliseconds(50)};
-    std::size_t follow_ups = 0;  // of kFollowUps still to come
-    std::unique_lock lock(stop_mutex);
-    while (!stopping) {
-      lock.unlock();
-      poll();
-      lock.lock();
-      const auto wait = follow_ups > 0 ? std::min(options.poll_interval, kFollowUps[std::size(kFollowUps) - follow_ups])
-                                       : options.poll_interval;
-      if (follow_ups > 0) --follow_ups;
-      const bool woken = stop_cv.wait_for(lock, wait, [&] { return stopping || changed; });
-      if (woken && changed && !stopping) {
-        std::lock_guard status_lock(status_mutex);
-        ++status.wakeups;
-        follow_ups = std::size(kFollowUps);
-      }
-      changed = false;
-    }
-  }
-
-  void on_change() {
-    {
-      std::lock_guard lock(stop_mutex);
-      changed = true;
-    }
-    stop_cv.notify_all();
+    loop.run([this] { poll(); }, options.poll_interval, [this] {
+      std::lock_guard status_lock(status_mutex);
+      ++status.wakeups;
+    });
   }
 };
 
@@ -320,7 +268,7 @@ ActiveWatcher::ActiveWatcher(const std::filesystem::path& db, std::string model,
   }
   if (impl_->options.background) {
     if (impl_->options.notify_changes) {
-      impl_->changes = detail::ChangeNotifier::instance().subscribe(impl_->db_path, [this] { impl_->on_change(); });
+      impl_->changes = detail::ChangeNotifier::instance().subscribe(impl_->db_path, [this] { impl_->loop.wake(); });
       std::lock_guard lock(impl_->status_mutex);
       impl_->status.change_notifications = impl_->changes->active();
     }
@@ -331,11 +279,7 @@ ActiveWatcher::ActiveWatcher(const std::filesystem::path& db, std::string model,
 ActiveWatcher::~ActiveWatcher() {
   impl_->changes.reset();  // no callback runs after this
   if (impl_->thread.joinable()) {
-    {
-      std::lock_guard lock(impl_->stop_mutex);
-      impl_->stopping = true;
-    }
-    impl_->stop_cv.notify_all();
+    impl_->loop.stop();
     impl_->thread.join();
   }
 }

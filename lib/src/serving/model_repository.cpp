@@ -4,8 +4,6 @@
 #include <malloc.h>
 #endif
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <atomic>
 #include <cmath>
@@ -27,6 +25,7 @@
 #include "modelreg/registry.hpp"
 #include "modelreg/time_format.hpp"
 #include "serving/change_notifier.hpp"
+#include "serving/poll_loop.hpp"
 
 namespace modelreg {
 
@@ -34,24 +33,11 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-// A file's identity (see active_watcher.cpp): another file at the path has another one.
-struct FileId {
-  dev_t dev = 0;
-  ino_t ino = 0;
-  bool operator==(const FileId&) const = default;
-};
-
-std::optional<FileId> file_id_of(const std::filesystem::path& path) {
-  struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return std::nullopt;
-  return FileId{st.st_dev, st.st_ino};
-}
+using detail::file_id_of;
+using detail::FileId;
 
 Registry open_read_only(const std::filesystem::path& db, const std::optional<std::string>& signing_key) {
-  Options ro;
-  ro.read_only = true;
-  ro.signing_key = signing_key;
-  return Registry(db, ro);
+  return Registry(db, detail::read_only_options(signing_key));
 }
 
 std::string now_text() { return format_utc(std::chrono::system_clock::now()); }
@@ -204,10 +190,7 @@ struct __attribute__((visibility("hidden"))) ModelRepository::Impl {
   std::thread shadow_thread;
 
   // The poller.
-  std::mutex wake_mutex;  // protects poller_stopping and changed
-  std::condition_variable wake_cv;
-  bool poller_stopping = false;
-  bool changed = false;
+  detail::PollLoop loop;
   std::unique_ptr<detail::ChangeNotifier::Subscription> changes;
   std::thread poller;
 
@@ -1039,42 +1022,16 @@ struct __attribute__((visibility("hidden"))) ModelRepository::Impl {
   }
 
   void poller_main() {
-    // As ActiveWatcher::run: a notified poll is followed by a few close ones (the wal-index is
-    // updated after the -wal write, through shared memory, which makes no event).
-    static constexpr std::chrono::milliseconds kFollowUps[] = {std::chrono::milliseconds(2),
-                                                               std::chrono::milliseconds(10),
-                                                               std::chrono::milliseconds(50)};
-    std::size_t follow_ups = 0;
-    std::unique_lock lock(wake_mutex);
-    while (!poller_stopping) {
-      lock.unlock();
-      poll();
-      lock.lock();
-      const auto wait = follow_ups > 0 ? std::min(options.poll_interval, kFollowUps[std::size(kFollowUps) - follow_ups])
-                                       : options.poll_interval;
-      if (follow_ups > 0) --follow_ups;
-      const bool woken = wake_cv.wait_for(lock, wait, [&] { return poller_stopping || changed; });
-      if (woken && changed && !poller_stopping) {
-        std::lock_guard s(status_mutex);
-        ++wakeups;
-        follow_ups = std::size(kFollowUps);
-      }
-      changed = false;
-    }
-  }
-
-  void on_change() {
-    {
-      std::lock_guard lock(wake_mutex);
-      changed = true;
-    }
-    wake_cv.notify_all();
+    loop.run([this] { poll(); }, options.poll_interval, [this] {
+      std::lock_guard s(status_mutex);
+      ++wakeups;
+    });
   }
 
   void start() {
     if (!options.background) return;
     if (options.notify_changes) {
-      changes = detail::ChangeNotifier::instance().subscribe(db, [this] { on_change(); });
+      changes = detail::ChangeNotifier::instance().subscribe(db, [this] { loop.wake(); });
       std::lock_guard lock(status_mutex);
       notifications = changes->active();
     }
@@ -1085,11 +1042,7 @@ struct __attribute__((visibility("hidden"))) ModelRepository::Impl {
 
   void stop() {
     changes.reset();
-    {
-      std::lock_guard lock(wake_mutex);
-      poller_stopping = true;
-    }
-    wake_cv.notify_all();
+    loop.stop();
     if (poller.joinable()) poller.join();
     {
       std::lock_guard lock(jobs_mutex);

@@ -52,7 +52,11 @@ WebhookDispatcher::WebhookDispatcher(const std::filesystem::path& path, Options 
     throw Error(Errc::io_error, fmt::format("cannot open the webhook delivery lock '{}': {}", lock_path_.string(),
                                             std::strerror(errno)));
   }
-  if (take_lock()) refresh_workers();
+  if (take_lock()) {
+    refresh_workers();
+  } else {
+    log(fmt::format("webhooks: another process delivers them (it holds {}); standing by", lock_path_.string()));
+  }
   watcher_ = std::thread([this] { watch(); });
 }
 

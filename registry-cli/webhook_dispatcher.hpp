@@ -6,9 +6,9 @@
 // only when another connection commits) every poll_interval and wakes the workers on a change, and
 // one worker per webhook, so a receiver that is unreachable or never answers delays only its own
 // webhook. A worker delivers its events one at a time in event-id order; an attempt that does not
-// get a 2xx is retried after first_retry, doubling up to max_retry_delay, until give_up_after has
-// passed since the event's first attempt in this process: then the event is recorded `failed` and
-// the worker moves on to the next. The cursor moves only in the transaction that records a final
+// get a 2xx is retried after first_retry, doubling up to max_retry_delay, until the next wait would
+// end past give_up_after from the event's first attempt in this process: that attempt is recorded
+// `failed` and the worker moves on to the next event. The cursor moves only in the transaction that records a final
 // attempt, so events pending when the process stops are delivered by the next one (at least once).
 //
 // One process delivers a registry's webhooks at a time: the dispatcher that holds an exclusive
@@ -49,8 +49,9 @@ struct DispatcherOptions {
   // Defaults: 1 s, 5 min.
   std::chrono::milliseconds first_retry{1'000};
   std::chrono::milliseconds max_retry_delay{300'000};
-  // An event not delivered this long after its first attempt (in this process) is recorded failed
-  // at its next attempt's failure. Default: 1 h.
+  // A failed attempt after which the next wait would end more than this after the event's first
+  // attempt (in this process) is recorded failed, and the worker goes on with the next event.
+  // Default: 1 h.
   std::chrono::milliseconds give_up_after{3'600'000};
   // Events read per query. Default: 100.
   std::size_t batch = 100;

@@ -511,9 +511,16 @@ TEST_CASE("of two dispatchers on one registry one delivers; the other takes over
   store.add_webhook(hook(receiver.url(), {"register"}));
   Recorded first_recorded, second_recorded;
   auto second = std::make_unique<cli::WebhookDispatcher>(dir / "r.db", Options{}, fast(second_recorded));
+  std::mutex log_mutex;
+  std::vector<std::string> standby_log;
+  auto standby_options = fast(first_recorded);
+  standby_options.log = [&](std::string_view line) {
+    std::lock_guard lock(log_mutex);
+    standby_log.emplace_back(line);
+  };
   {
     // Started second, this one stands by; the one above holds the lock.
-    cli::WebhookDispatcher standby(dir / "r.db", {}, fast(first_recorded));
+    cli::WebhookDispatcher standby(dir / "r.db", {}, standby_options);
     CHECK(second->delivering());
     CHECK_FALSE(standby.delivering());
     reg.register_bytes(test::spec("fraud"), "a");
@@ -525,6 +532,11 @@ TEST_CASE("of two dispatchers on one registry one delivers; the other takes over
     CHECK(standby.delivering());
     CHECK(list[0].event_id == 3);
   }
+  REQUIRE(standby_log.size() >= 2);
+  CHECK(standby_log[0] == fmt::format("webhooks: another process delivers them (it holds {}-webhooks.lock); standing by",
+                                      (dir / "r.db").string()));
+  CHECK(standby_log[1] == fmt::format("webhooks: took over delivery (the lock {}-webhooks.lock was released)",
+                                      (dir / "r.db").string()));
   std::vector<std::int64_t> sent;
   for (const auto& r : receiver.requests()) sent.push_back(r.event_id());
   CHECK(sent == std::vector<std::int64_t>{1, 2, 3});  // each once

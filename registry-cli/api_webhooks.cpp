@@ -13,10 +13,12 @@ using nlohmann::json;
 
 namespace {
 
-// A WebhookStore on the server's registry for one call, acting as the caller's token.
+// A WebhookStore on the server's registry for one call, acting as the caller's token; read-only
+// when the server's registry is (modelreg --read-only ui).
 WebhookStore store_of(const Call& call) {
   Options o;
   o.create_if_missing = false;
+  o.read_only = call.registry().read_only();
   if (const auto who = call.actor()) o.default_actor = *who;
   return WebhookStore(call.registry().path(), o);
 }

@@ -241,6 +241,11 @@ class ChildProcess {
     std::lock_guard lock(mutex_);
     return *std::find_if(lines_.begin(), lines_.end(), [&](const std::string& l) { return test::contains(l, text); });
   }
+  // The lines so far.
+  std::vector<std::string> lines() {
+    std::lock_guard lock(mutex_);
+    return lines_;
+  }
   // Whether a line holding `text` came within 20 s.
   bool saw_line(const std::string& text) {
     std::unique_lock lock(mutex_);
@@ -801,4 +806,22 @@ TEST_CASE("modelreg ui delivers webhooks and serves them at /api/v1/webhooks, ch
   CHECK(call("GET", "/api/v1/webhooks", reader).second == json::array());
   CHECK(call("GET", "/api/v1/webhooks?all=true", reader).second.size() == 1);
   CHECK(ui.stop(SIGTERM) == 0);
+
+  // A read-only ui lists webhooks, changes none and delivers nothing.
+  ChildProcess read_only({"--db", db, "--read-only", "ui", "--port", "0"}, "http://127.0.0.1:");
+  const std::string line = read_only.line_with("http://127.0.0.1:");
+  httplib::Client ro("127.0.0.1", std::stoi(line.substr(line.rfind(':') + 1)));
+  const httplib::Headers auth{{"Authorization", "Bearer " + admin}};
+  const std::string unchanged = test::dump(dir / "r.db");
+  const auto refused = ro.Post("/api/v1/webhooks", auth, add, "application/json");
+  REQUIRE(refused);
+  CHECK(refused->status == 409);
+  CHECK(test::contains(json::parse(refused->body)["error"]["message"], "read-only"));
+  const auto kept = ro.Get("/api/v1/webhooks?all=true", auth);
+  REQUIRE(kept);
+  CHECK(json::parse(kept->body).size() == 1);
+  CHECK(test::dump(dir / "r.db") == unchanged);
+  CHECK(read_only.stop(SIGTERM) == 0);
+  ui.wait_line("started webhook delivery");
+  for (const auto& l : read_only.lines()) CHECK_FALSE(test::contains(l, "webhook delivery"));
 }

@@ -398,6 +398,9 @@ class MODELREG_API Registry {
   int schema_version() const;
   static int supported_schema_version() noexcept;
   const std::filesystem::path& path() const noexcept;
+  // Whether this Registry refuses writes: opened read-only, a file or directory it cannot write,
+  // or a schema newer than this library (every write then throws, saying which).
+  bool read_only() const noexcept;
 
  private:
   friend class TokenStore;  // access.hpp: tokens are written through this registry's connection

@@ -898,4 +898,6 @@ int Registry::supported_schema_version() noexcept {
 
 const std::filesystem::path& Registry::path() const noexcept { return impl_->path; }
 
+bool Registry::read_only() const noexcept { return !impl_->write_refusal.empty(); }
+
 }  // namespace modelreg

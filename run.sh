@@ -32,6 +32,8 @@ PACKAGES=(
   python3-dev pybind11-dev python3-pytest python3-pandas
   # The Open Inference Protocol conformance test (tests/oip): the specification's schemas.
   python3-jsonschema python3-yaml
+  # The web UI's browser tests (tests/ui) and screenshots (tools/ui_screenshots.py): headless Chromium.
+  chromium chromium-driver python3-selenium
 )
 DEEP_PACKAGES=(clang libclang-rt-14-dev)  # the fuzz targets: clang and its libFuzzer runtime
 

@@ -179,6 +179,7 @@ void add_model_routes(Routes& routes);
 void add_version_routes(Routes& routes);
 void add_lifecycle_routes(Routes& routes);
 void add_admin_routes(Routes& routes);
+void add_ui_api_routes(Routes& routes);  // api_ui.cpp: whoami, overview, a page of the audit log (the web UI)
 void add_webhook_routes(Routes& routes);  // api_webhooks.cpp: webhooks and their deliveries
 
 // Every route of the API, in the order of the document: the groups above and GET

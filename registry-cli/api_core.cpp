@@ -306,6 +306,7 @@ Routes all_routes() {
   add_version_routes(routes);
   add_lifecycle_routes(routes);
   add_admin_routes(routes);
+  add_ui_api_routes(routes);
   add_webhook_routes(routes);
   routes.add({.method = "GET",
               .path = "/api/v1/openapi.json",

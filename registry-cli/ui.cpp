@@ -18,6 +18,7 @@
 #include "arguments.hpp"
 #include "commands.hpp"
 #include "http_server.hpp"
+#include "ui_assets.hpp"
 #include "webhook_dispatcher.hpp"
 
 namespace modelreg::cli {
@@ -123,6 +124,7 @@ int run_ui(const Globals& g, const UiArgs& args) {
   http.stream_requests([&routes](std::string_view method, std::string_view path) { return api::is_streamed(routes, method, path); },
                        args.max_upload_bytes);
   api::install(http, ctx, routes);
+  add_ui_routes(http);  // the web UI at / (ui_assets.hpp)
   const int port = http.bind(args.host, args.port);
   fmt::print("http://{}:{}\n", args.host, port);
   fmt::print("REST API at /api/v1 (OpenAPI document: /api/v1/openapi.json){}\n",

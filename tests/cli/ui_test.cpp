@@ -162,6 +162,10 @@ const std::set<std::pair<std::string, std::string>> kRoutes = {
     {"POST", "/api/v1/webhooks"},
     {"DELETE", "/api/v1/webhooks/{id}"},
     {"GET", "/api/v1/webhooks/{id}/deliveries"},
+    {"GET", "/api/v1/whoami"},  // api_ui.cpp: what the web UI needs (tests/ui tests their answers)
+    {"GET", "/api/v1/overview"},
+    {"GET", "/api/v1/models/{model}/events"},
+    {"GET", "/api/v1/models/{model}/versions/{version}/probe"},
     {"GET", "/api/v1/openapi.json"},
 };
 
@@ -237,11 +241,14 @@ TEST_CASE("every route refuses no token, too low a role and a token for another 
     // An admin limited to pricing*: fraud is not its model, and registry-wide calls are refused.
     const auto elsewhere = api.call(method, target, f.other, "{}");
     REQUIRE(elsewhere);
-    if (path == "/api/v1/models") {
+    if (path == "/api/v1/models" || path == "/api/v1/overview") {
       CHECK(elsewhere->status == 200);
       const json models = json::parse(elsewhere->body);
       REQUIRE(models.size() == 1);
       CHECK(models[0]["model"] == "pricing");
+    } else if (path == "/api/v1/whoami") {
+      CHECK(elsewhere->status == 200);
+      CHECK(json::parse(elsewhere->body)["model_glob"] == "pricing*");
     } else {
       CHECK(elsewhere->status == 403);
       CHECK(error_of(elsewhere)["code"] == "forbidden");

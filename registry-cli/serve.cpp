@@ -61,6 +61,7 @@ struct ServeArgs {
   std::vector<std::string> shadows;  // NAME=ALIAS
   std::string max_memory;            // empty: no bound
   int load_threads = 2;
+  bool no_change_notifications = false;
   std::string host = "127.0.0.1";
   int port = 8080;  // 0: any free port (the chosen one is printed)
   int poll_ms = 100;
@@ -816,6 +817,7 @@ int run_serve(const Globals& g, const ServeArgs& args) {
   if (!args.max_memory.empty()) options.max_memory_bytes = parse_bytes(args.max_memory);
   options.load_threads = static_cast<unsigned>(args.load_threads);
   options.poll_interval = std::chrono::milliseconds(args.poll_ms);
+  options.notify_changes = !args.no_change_notifications;
   options.log = [](std::string_view line) { HttpFrontEnd::log(line); };
   options.signing_key = std::move(signing_key);
 
@@ -906,7 +908,9 @@ void add_serve_command(CLI::App& app, Globals& g) {
   cmd->add_option("--max-memory", a->max_memory,
                   "Bound on loaded models (bytes, or 512M, 2G): the least recently used are unloaded, and loaded "
                   "again when asked for");
-  cmd->add_option("--load-threads", a->load_threads, "Threads loading versions (default 2)");
+  cmd->add_option("--load-threads", a->load_threads, "Threads loading versions, at a lower priority (default 2)");
+  cmd->add_flag("--no-change-notifications", a->no_change_notifications,
+                "Do not watch the database's files (inotify); find commits by polling every --poll-ms only");
   cmd->add_option("--host", a->host, "Address to bind (default 127.0.0.1)");
   cmd->add_option("--port", a->port, "Port (default 8080; 0 picks a free one and prints it)");
   cmd->add_option("--poll-ms", a->poll_ms, "How often to look for moved aliases when not notified (default 100)");

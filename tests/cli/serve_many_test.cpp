@@ -348,3 +348,16 @@ TEST_CASE_FIXTURE(Fixture, "bad serving options are refused before the server st
     CHECK(r.err.find(k.message) != std::string::npos);
   }
 }
+
+TEST_CASE_FIXTURE(Fixture, "--no-change-notifications finds commits by polling alone") {
+  versions("fraud", 2);
+  REQUIRE(modelreg({"--db", db.string(), "promote", "fraud@1"}) == 0);
+  ServerProcess server(db, "fraud", dir / "serve.log", {"--no-change-notifications"});
+  httplib::Client c("127.0.0.1", server.port());
+  json s = wait_status(c, [](const json& st) { return serving(st, "fraud") == 1; });
+  CHECK(s["change_notifications"] == false);
+  REQUIRE(modelreg({"--db", db.string(), "promote", "fraud@2"}) == 0);
+  s = wait_status(c, [](const json& st) { return serving(st, "fraud") == 2; });
+  CHECK(s["change_wakeups"] == 0);
+  CHECK(server.stop() == 0);
+}

@@ -78,6 +78,10 @@ struct MODELREG_API RepositoryOptions {
   std::size_t max_extra_slots_per_model = 8;
   // Threads loading versions. Default 2.
   unsigned load_threads = 2;
+  // The loader threads' nice value (Linux: per thread), so that a long load (deserializing and
+  // validating a large forest) takes CPU from requests only when they leave it idle. 0: the
+  // process's own priority. Default 10.
+  int load_nice = 10;
   // How long a request for a version that is not loaded waits for its load. Default 30 s.
   std::chrono::milliseconds load_wait{30'000};
   std::chrono::milliseconds poll_interval{100};

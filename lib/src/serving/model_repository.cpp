@@ -4,8 +4,14 @@
 #include <malloc.h>
 #endif
 
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <cmath>
 #include <condition_variable>
 #include <deque>
@@ -478,6 +484,14 @@ struct __attribute__((visibility("hidden"))) ModelRepository::Impl {
   }
 
   void loader_main() {
+    if (options.load_nice != 0) {
+      // Linux applies a nice value to the one thread named by its id. Failing (a container that
+      // forbids it) only leaves the loader at the process's priority.
+      const auto tid = static_cast<id_t>(::syscall(SYS_gettid));
+      if (::setpriority(PRIO_PROCESS, tid, options.load_nice) != 0) {
+        log(fmt::format("could not lower the priority of a loader thread: {}", std::strerror(errno)));
+      }
+    }
     std::uint64_t seen_generation = generation.load();
     std::optional<Registry> reg;
     for (;;) {

@@ -2,6 +2,7 @@
 // other alias in the aliases table (migrations/0006_aliases.sql says why); both move only through
 // move_alias and rollback, each move one call of the write skeleton with its event.
 #include <algorithm>
+#include <map>
 #include <set>
 
 #include <fmt/format.h>
@@ -272,17 +273,38 @@ std::vector<Alias> Registry::aliases(std::string_view model) const {
 }
 
 std::vector<Alias> Registry::aliases() const {
+  // Two statements for the whole registry, whatever the number of models (a server following a
+  // thousand models reads this after every commit): the active versions with their last promote or
+  // rollback, then every other alias; merged per model as aliases(model) orders them.
   return guarded("reading the aliases", [&] {
     std::lock_guard lock(impl_->mutex);
     SQLite::Transaction txn(*impl_->db, SQLite::TransactionBehavior::DEFERRED);
-    std::vector<std::pair<std::int64_t, std::string>> models;
-    SQLite::Statement q(*impl_->db, "SELECT id, name FROM models ORDER BY name");
-    while (q.executeStep()) models.emplace_back(q.getColumn(0).getInt64(), q.getColumn(1).getString());
-    std::vector<Alias> out;
-    for (const auto& [id, name] : models) {
-      auto some = impl_->aliases_of_model(id, name);
-      out.insert(out.end(), std::make_move_iterator(some.begin()), std::make_move_iterator(some.end()));
+    std::map<std::string, std::vector<Alias>> by_model;
+    SQLite::Statement active(*impl_->db,
+                             fmt::format("SELECT m.name, v.number, e.at, e.actor FROM models m "
+                                         "JOIN versions v ON v.model_id = m.id AND v.is_active = 1 "
+                                         "LEFT JOIN events e ON e.id = (SELECT max(id) FROM events "
+                                         "WHERE model_id = m.id AND {})",
+                                         active_events_condition(impl_->has_alias_table())));
+    while (active.executeStep()) {
+      by_model[active.getColumn(0).getString()].push_back(
+          Alias{active.getColumn(0).getString(), std::string(kActive), active.getColumn(1).getInt64(),
+                active.getColumn(2).isNull() ? std::string() : active.getColumn(2).getString(),
+                active.getColumn(3).isNull() ? std::string() : active.getColumn(3).getString()});
     }
+    if (impl_->has_alias_table()) {
+      SQLite::Statement q(*impl_->db,
+                          "SELECT m.name, a.name, v.number, a.set_at, a.set_by FROM aliases a "
+                          "JOIN models m ON m.id = a.model_id JOIN versions v ON v.id = a.version_id "
+                          "ORDER BY m.name, a.name");
+      while (q.executeStep()) {
+        by_model[q.getColumn(0).getString()].push_back(Alias{q.getColumn(0).getString(), q.getColumn(1).getString(),
+                                                             q.getColumn(2).getInt64(), q.getColumn(3).getString(),
+                                                             q.getColumn(4).getString()});
+      }
+    }
+    std::vector<Alias> out;
+    for (auto& [name, list] : by_model) out.insert(out.end(), std::make_move_iterator(list.begin()), std::make_move_iterator(list.end()));
     return out;
   });
 }

@@ -1,7 +1,8 @@
 // The API's routes that the web UI (ui/, ui_assets.cpp) needs beyond the CLI's shapes: who the
 // caller is and what their token may do (to show only the actions it allows), a page of a model's
 // audit log newest first (the full history of a model with 100,000 versions is 100,000 events),
-// and every model with its aliases and last change in one call (the models page, polled).
+// every model with its aliases and last change in one call (the models page, polled), a version's
+// probe, and the lineage a few generations around a version.
 //
 // The pages and the overview read the documented SQL views (README.md, "Views") through
 // Registry::query, on its bounded read-only connection.
@@ -22,6 +23,8 @@ namespace {
 
 constexpr std::int64_t kDefaultEvents = 50;
 constexpr std::int64_t kMaxEvents = 1000;
+constexpr std::int64_t kDefaultDepth = 3;
+constexpr std::int64_t kMaxDepth = 100;
 
 // Model names are checked by Call::path ([A-Za-z0-9][A-Za-z0-9_.-]*), so they hold no quote;
 // doubling quotes anyway keeps this literal right whatever reaches it.
@@ -137,6 +140,18 @@ void probe(Call& call) {
   call.reply({{"ref", v.ref_string()}, {"probe", {{"inputs", rows}, {"outputs", outputs}}}});
 }
 
+// The lineage within `depth` generations either way, in the shape of `lineage --json`: the
+// version page draws this much (/lineage returns every generation: 100,000 in a long chain).
+void neighbours(Call& call) {
+  const int depth = static_cast<int>(call.query_int("depth", 1, kMaxDepth).value_or(kDefaultDepth));
+  Registry& reg = call.registry();
+  const ModelVersion v = reg.get(call.ref());
+  const ModelRef exact = ModelRef::number(v.id.model, v.id.number);
+  const auto ancestors = reg.ancestors(exact, depth);
+  const auto descendants = reg.descendants(exact, depth);
+  call.reply(lineage_json(v.ref_string(), &ancestors, &descendants));
+}
+
 }  // namespace
 
 void add_ui_api_routes(Routes& routes) {
@@ -167,6 +182,13 @@ void add_ui_api_routes(Routes& routes) {
               .summary = "The version's validation probe: {\"ref\", \"probe\": {\"inputs\": rows of feature values (null: "
                          "missing), \"outputs\": the outputs saved for each row}}, probe null for a version without one",
               .handler = probe});
+  routes.add({.method = "GET",
+              .path = "/api/v1/models/{model}/versions/{version}/neighbours",
+              .action = Action::read,
+              .summary = "The version's lineage within `depth` generations either way (default 3), in the shape of "
+                         "`modelreg --json lineage`",
+              .query = {{"depth", "integer", "Generations each way, 1 to 100 (default 3)"}},
+              .handler = neighbours});
 }
 
 }  // namespace modelreg::cli::api

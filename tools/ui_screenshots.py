@@ -43,6 +43,7 @@ def main() -> int:
         browser = conftest.new_browser(1280, 900)
         browser.get(server.url + "/")
         browser.execute_script("sessionStorage.setItem('modelreg.token', arguments[0])", token)
+        browser.refresh()  # the page asks who the token is when it loads
         shots = [
             ("ui-models.png", "/", (By.CSS_SELECTOR, "#models tbody tr")),
             ("ui-model.png", "/m/fraud?limit=25", (By.CSS_SELECTOR, "#timeline li")),
@@ -56,7 +57,7 @@ def main() -> int:
             browser.get(f"{server.url}/#{page}")
             WebDriverWait(browser, 10).until(EC.presence_of_element_located(ready))
             height = browser.execute_script("return document.documentElement.scrollHeight")
-            browser.set_window_size(1280, min(max(height + 20, 600), 3000))
+            browser.set_window_size(1280, min(max(height + 160, 600), 3200))  # the window's own bars take ~100 px
             WebDriverWait(browser, 10).until(EC.presence_of_element_located(ready))
             browser.save_screenshot(str(out / name))
             print(out / name)

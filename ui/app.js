@@ -11,6 +11,7 @@ const POLL_MS = 1500;
 const SVG_NS = 'http://www.w3.org/2000/svg';
 const COLORS = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd', '#ff7f0e', '#17becf', '#8c564b', '#e377c2'];
 const MAX_LINEAGE_NODES = 80;
+const LINEAGE_DEPTH = 3;  // generations drawn each way at first; "more" adds as many again
 
 // ---- DOM ----------------------------------------------------------------------------------
 
@@ -399,7 +400,7 @@ async function modelPage(main, model, params) {
       h('td', {}, fmtTime(v.created_at), h('span', {class: 'muted'}, ` ${v.created_by}`)),
       h('td', {class: 'tags'}, Object.entries(v.tags).map(([k, val]) => h('span', {class: 'badge'}, val ? `${k}=${val}` : k))),
       metrics.map((m) => h('td', {class: 'num', 'data-metric': m}, fmtNumber(v.metrics[m])))));
-    clear(tableBox).append(
+    append(clear(tableBox), [
       page.rows.length === 0 ? h('p', {class: 'muted', id: 'no-versions'}, 'No version matches.') : null,
       h('table', {id: 'versions'}, h('thead', {}, head), h('tbody', {}, body)),
       h('div', {class: 'pager'},
@@ -413,7 +414,7 @@ async function modelPage(main, model, params) {
           page.index++;
           loadPage().catch(showError);
         }}, 'Next ›'),
-        compare));
+        compare)]);
   };
 
   const drawChart = () => {
@@ -563,9 +564,17 @@ function lineChart(versions, metrics, open) {
 
 async function versionPage(main, model, version) {
   const base = `/models/${encodeURIComponent(model)}/versions/${encodeURIComponent(version)}`;
+  let depth = LINEAGE_DEPTH;
+  const lineageBox = h('div', {});
+  const drawLineage = async () => {
+    const {data} = await api(`${base}/neighbours${query({depth})}`);
+    clear(lineageBox).appendChild(lineageGraph(data, depth, () => {
+      depth = Math.min(100, depth * 2);
+      drawLineage().catch(showError);
+    }));
+  };
   const draw = async () => {
-    const [{data: v}, {data: lineage}, {data: probe}] = await Promise.all([
-      api(base), api(`${base}/lineage`), api(`${base}/probe`)]);
+    const [{data: v}, {data: probe}] = await Promise.all([api(base), api(`${base}/probe`), drawLineage()]);
     clear(main);
     main.append(
       h('p', {}, h('a', {href: modelHref(model)}, `← ${model}`)),
@@ -591,7 +600,7 @@ async function versionPage(main, model, version) {
           h('h2', {}, 'Metrics'), kvTable('metrics', Object.entries(v.metrics).map(([k, x]) => [k, fmtNumber(x)])),
           h('h2', {}, 'Hyperparameters'), kvTable('params', Object.entries(v.params)),
           h('h2', {}, 'Tags'), kvTable('tags', Object.entries(v.tags)))),
-      h('h2', {}, 'Lineage'), lineageGraph(lineage),
+      h('h2', {}, 'Lineage'), lineageBox,
       h('h2', {}, 'Features'), v.features.length === 0 ? h('p', {class: 'muted'}, 'None recorded.')
         : h('table', {id: 'features'}, h('thead', {}, h('tr', {}, h('th', {class: 'num'}, '#'), h('th', {}, 'Name'), h('th', {}, 'Type'))),
           h('tbody', {}, v.features.map((x, i) => h('tr', {}, h('td', {class: 'num'}, String(i)), h('td', {}, x.name), h('td', {}, x.dtype))))),
@@ -720,7 +729,7 @@ function actionDialog({title, fields, submit, done}) {
 
 // Columns by generation: ancestors to the left (depth 1 nearest), the version in the middle,
 // descendants to the right; an edge from each parent to its child; every node opens its version.
-function lineageGraph(lineage) {
+function lineageGraph(lineage, depthShown, more) {
   const root = lineage.ref;
   const depth = new Map([[root, 0]]);
   const edges = [];
@@ -758,7 +767,7 @@ function lineageGraph(lineage) {
     const top = (Hh - col.length * (NH + GY) + GY) / 2;
     col.forEach((n, j) => pos.set(n, {x: GX / 2 + i * (NW + GX), y: top + j * (NH + GY)}));
   });
-  const graph = svg('svg', {viewBox: `0 0 ${W} ${Hh}`, role: 'img', 'aria-label': `lineage of ${root}`});
+  const graph = svg('svg', {viewBox: `0 0 ${W} ${Hh}`, width: W, height: Hh, role: 'img', 'aria-label': `lineage of ${root}`});
   graph.appendChild(svg('defs', {}, svg('marker', {id: 'arrow', viewBox: '0 0 10 10', refX: 10, refY: 5, markerWidth: 7,
     markerHeight: 7, orient: 'auto-start-reverse'}, svg('path', {d: 'M 0 0 L 10 5 L 0 10 z', fill: '#8c959f'}))));
   const seen = new Set();
@@ -787,6 +796,12 @@ function lineageGraph(lineage) {
   box.appendChild(graph);
   if (depth.size > nodes.length) {
     box.appendChild(h('p', {class: 'muted'}, `${depth.size - nodes.length} more versions further away are not drawn.`));
+  }
+  // A generation at the edge of what was asked for may have more beyond it.
+  const edge = [...depth.values()].some((d) => Math.abs(d) >= depthShown);
+  if (edge && depthShown < 100 && depth.size <= nodes.length) {
+    box.appendChild(h('button', {type: 'button', class: 'secondary', id: 'lineage-more', onclick: more},
+      `Show ${Math.min(100, depthShown * 2)} generations each way`));
   }
   return box;
 }
@@ -827,7 +842,7 @@ async function comparePage(main, model, params) {
     h('table', {id: 'compare-side'},
       h('thead', {}, h('tr', {}, h('th', {}, ''), h('th', {}, va.ref), h('th', {}, vb.ref))),
       h('tbody', {},
-        side('Status', (v) => statusBadges(v).flat().length ? statusBadges(v) : v.status),
+        side('Status', (v) => (v.aliases.length || v.status === 'archived' ? statusBadges(v) : v.status)),
         side('Label', (v) => v.label || '–'), side('Format', (v) => v.format), side('Type', (v) => v.type_name || '–'),
         side('Created', (v) => `${fmtTime(v.created_at)} by ${v.created_by}`),
         side('Size', (v) => `${fmtBytes(v.blob.raw_size)} (stored ${fmtBytes(v.blob.stored_size)})`),

@@ -166,6 +166,7 @@ const std::set<std::pair<std::string, std::string>> kRoutes = {
     {"GET", "/api/v1/overview"},
     {"GET", "/api/v1/models/{model}/events"},
     {"GET", "/api/v1/models/{model}/versions/{version}/probe"},
+    {"GET", "/api/v1/models/{model}/versions/{version}/neighbours"},
     {"GET", "/api/v1/openapi.json"},
 };
 

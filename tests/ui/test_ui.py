@@ -126,6 +126,14 @@ def test_events_are_paged_newest_first(server, registry):
     assert status == 404
     status, _, body = http(server, "/api/v1/models/fraud/events?limit=0", token)
     assert status == 400 and "limit" in json.loads(body)["error"]["message"]
+    status, _, body = http(server, "/api/v1/models/fraud/versions/10/neighbours?depth=1", token)
+    assert status == 200
+    assert json.loads(body) == {"ref": "fraud@10",
+                                "ancestors": [{"child": "fraud@10", "parent": "fraud@5", "relation": "merged_from", "depth": 1},
+                                              {"child": "fraud@10", "parent": "fraud@9", "relation": "retrained_from", "depth": 1}],
+                                "descendants": [{"child": "fraud@11", "parent": "fraud@10", "relation": "retrained_from", "depth": 1}]}
+    status, _, body = http(server, "/api/v1/models/fraud/versions/10/neighbours?depth=101", token)
+    assert status == 400 and "depth" in json.loads(body)["error"]["message"]
 
 
 def test_without_a_token_the_page_asks_for_one(browser, server):
@@ -236,9 +244,12 @@ def test_version_page_shows_everything_and_lineage_clicks_through(browser, serve
     assert "unsigned" in browser.find_element(By.ID, "signature").text
     assert "Compression ratio" in browser.find_element(By.ID, "sizes").text
     nodes = lambda: sorted(g.get_attribute("data-ref") for g in browser.find_elements(By.CSS_SELECTOR, "#lineage g.node"))
-    drawn = nodes()
-    # Every ancestor (fraud@1..9, through the chain and the merge) and every descendant (11..30).
-    assert drawn == sorted(f"fraud@{i}" for i in range(1, 31))
+    # Three generations each way: parents 9 and 5 (merged), then 8 and 4, then 7 and 3; children 11..13.
+    assert nodes() == sorted(f"fraud@{i}" for i in (3, 4, 5, 7, 8, 9, 10, 11, 12, 13))
+    browser.find_element(By.ID, "lineage-more").click()
+    wait(browser, lambda b: nodes() == sorted(f"fraud@{i}" for i in range(1, 17)))
+    edges = browser.find_elements(By.CSS_SELECTOR, "#lineage line")
+    assert len(edges) == 16  # 1->2 ... 15->16 and 5->10
     browser.find_element(By.CSS_SELECTOR, "#lineage g.node[data-ref='fraud@9']").click()
     wait(browser, EC.text_to_be_present_in_element((By.ID, "version-ref"), "fraud@9"))
     go(browser, server, "/m/fraud/v/3")

@@ -137,6 +137,7 @@ function query(params) {
 const session = {who: null};
 
 async function loadIdentity() {
+  session.authError = null;
   try {
     session.who = (await api('/whoami')).data;
   } catch (e) {
@@ -168,8 +169,14 @@ function renderIdentity() {
     sessionStorage.setItem(TOKEN_KEY, t);
     start();
   }}, who ? h('span', {id: 'whoami', 'data-role': 'anonymous'}, 'anonymous (read only)') : null, input,
-  h('button', {type: 'submit'}, 'Use token'));
+  h('button', {type: 'submit'}, 'Use token'),
+  // A stored token the server refused (revoked, mistyped): let it go, to read anonymously.
+  sessionStorage.getItem(TOKEN_KEY) ? h('button', {type: 'button', class: 'secondary', id: 'forget-token', onclick: () => {
+    sessionStorage.removeItem(TOKEN_KEY);
+    start();
+  }}, 'Forget token') : null);
   el.appendChild(form);
+  if (session.authError) el.appendChild(h('span', {class: 'muted', id: 'auth-error'}, session.authError));
 }
 
 function may(what) {

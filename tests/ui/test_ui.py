@@ -385,6 +385,31 @@ def test_tag_and_archive_ask_for_a_reason(browser, server, registry):
     assert active_of(db) == 4
 
 
+def test_rollback_asks_for_a_reason_and_the_timeline_pages_back(browser, server, registry):
+    db = registry["db"]
+    modelreg(db, "promote", "fraud@13", "--reason", "to roll back")
+    go(browser, server, "/m/fraud")
+    wait(browser, EC.text_to_be_present_in_element((By.ID, "active-version"), "13"))
+    open_action(browser, "rollback-button")
+    browser.find_element(By.ID, "action-reason").send_keys("13 misbehaves")
+    browser.find_element(By.ID, "action-submit").click()
+    wait(browser, EC.text_to_be_present_in_element((By.ID, "notice"), "rolled back fraud: now @4 (was 13)"))
+    wait(browser, EC.text_to_be_present_in_element((By.ID, "active-version"), "4"))
+    last = cli_json(db, "history", "fraud")[-1]
+    assert (last["kind"], last["actor"], last["reason"], last["to_version"]) == ("rollback", "alice", "13 misbehaves", 4)
+    # The timeline: 20 events, newest first, then 20 more on request, down to the first.
+    history = cli_json(db, "history", "fraud")
+    items = lambda: [int(li.get_attribute("data-event")) for li in browser.find_elements(By.CSS_SELECTOR, "#timeline li")]
+    wait(browser, lambda b: items() == [e["id"] for e in reversed(history)][:20])
+    browser.find_element(By.ID, "older-events").click()
+    wait(browser, lambda b: items() == [e["id"] for e in reversed(history)][:40])
+    while browser.find_element(By.ID, "older-events").is_displayed():
+        count = len(items())
+        browser.find_element(By.ID, "older-events").click()
+        wait(browser, lambda b: len(items()) > count)
+    assert items() == [e["id"] for e in reversed(history)]
+
+
 def test_a_promotion_by_another_process_shows_up(browser, server, registry):
     db = registry["db"]
     go(browser, server, "/m/fraud")
@@ -426,8 +451,14 @@ def test_a_token_for_other_models_sees_only_them(browser, server, registry):
 
 
 def test_anonymous_reads_need_no_token_and_show_no_actions(browser, anonymous_server):
+    # A stored token the server refuses is named as such, and can be forgotten.
     browser.get(f"{anonymous_server.url}/")
-    browser.execute_script("sessionStorage.clear()")
+    browser.execute_script("sessionStorage.setItem('modelreg.token', 'mrt_' + '0'.repeat(64))")
+    browser.refresh()
+    assert "unknown or revoked" in wait(browser, EC.visibility_of_element_located((By.ID, "auth-error"))).text
+    browser.find_element(By.ID, "forget-token").click()
+    wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "#models tr[data-model=fraud]")))
+    assert browser.execute_script("return sessionStorage.getItem('modelreg.token')") is None
     go(browser, anonymous_server, "/m/fraud/v/5")
     wait(browser, EC.text_to_be_present_in_element((By.ID, "version-ref"), "fraud@5"))
     assert text_of(browser, "#whoami") == "anonymous (read only)"

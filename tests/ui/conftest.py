@@ -27,9 +27,8 @@ def require(what, found, why):
 
 
 def chromium_paths():
-    browser = shutil.which("chromium") or "/usr/bin/chromium"
-    driver = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-    return browser, driver
+    """Debian's chromium and its driver, as found on PATH (None when not installed)."""
+    return shutil.which("chromium"), shutil.which("chromedriver")
 
 
 def new_browser(width=1280, height=900):
@@ -40,8 +39,8 @@ def new_browser(width=1280, height=900):
     except ImportError as e:
         require("python3-selenium", False, str(e))
     browser, driver = chromium_paths()
-    require("chromium", os.path.exists(browser), f"no {browser} (apt-get install chromium)")
-    require("chromium-driver", os.path.exists(driver), f"no {driver} (apt-get install chromium-driver)")
+    require("chromium", browser is not None, "no chromium on PATH (apt-get install chromium)")
+    require("chromium-driver", driver is not None, "no chromedriver on PATH (apt-get install chromium-driver)")
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",

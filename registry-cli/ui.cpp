@@ -28,6 +28,7 @@ struct UiArgs {
   std::string host = "127.0.0.1";
   int port = 8080;  // 0: any free port (the chosen one is printed)
   bool anonymous_read = false;
+  std::string tls_cert, tls_key;  // both or neither: HTTPS
   std::string upload_dir;  // default: the system's temporary directory
   std::uint64_t max_upload_bytes = 4ull << 30;
   int threads = 64;
@@ -84,6 +85,9 @@ int run_ui(const Globals& g, const UiArgs& args) {
   if (args.header_timeout_ms < 1 || args.body_timeout_ms < 1 || args.idle_timeout_ms < 1) {
     throw UsageError("timeouts must be at least 1 ms");
   }
+  if (args.tls_cert.empty() != args.tls_key.empty()) {
+    throw UsageError("give --tls-cert and --tls-key together (a PEM certificate chain and its private key)");
+  }
   const std::filesystem::path upload_dir =
       args.upload_dir.empty() ? std::filesystem::temp_directory_path() : std::filesystem::path(args.upload_dir);
   if (!std::filesystem::is_directory(upload_dir)) {
@@ -125,8 +129,10 @@ int run_ui(const Globals& g, const UiArgs& args) {
                        args.max_upload_bytes);
   api::install(http, ctx, routes);
   add_ui_routes(http);  // the web UI at / (ui_assets.hpp)
+  const bool tls = !args.tls_cert.empty();
+  if (tls) http.use_tls(args.tls_cert, args.tls_key);
   const int port = http.bind(args.host, args.port);
-  fmt::print("http://{}:{}\n", args.host, port);
+  fmt::print("{}://{}:{}\n", tls ? "https" : "http", args.host, port);
   fmt::print("REST API at /api/v1 (OpenAPI document: /api/v1/openapi.json){}\n",
              args.anonymous_read ? "; reads need no token" : "");
   std::fflush(stdout);
@@ -168,6 +174,8 @@ void add_ui_command(CLI::App& app, Globals& g) {
       run_ui);
   cmd->add_option("--host", a->host, "Address to bind (default 127.0.0.1)");
   cmd->add_option("--port", a->port, "Port (default 8080; 0 picks a free one and prints it)");
+  cmd->add_option("--tls-cert", a->tls_cert, "Speak HTTPS with this PEM certificate chain (with --tls-key)");
+  cmd->add_option("--tls-key", a->tls_key, "The PEM private key of --tls-cert");
   cmd->add_flag("--anonymous-read", a->anonymous_read, "Let calls without a token read (never write)");
   cmd->add_option("--upload-dir", a->upload_dir, "Where uploads are streamed before registering (default: $TMPDIR or /tmp)");
   cmd->add_option("--max-upload-bytes", a->max_upload_bytes, "Largest upload of a version's bytes (default 4 GiB)");

@@ -239,6 +239,7 @@ async function route() {
     else if (parts[0] === 'm' && parts.length === 2) await modelPage(view, parts[1], params);
     else if (parts[0] === 'm' && parts.length === 4 && parts[2] === 'v') await versionPage(view, parts[1], parts[3]);
     else if (parts[0] === 'm' && parts.length === 3 && parts[2] === 'compare') await comparePage(view, parts[1], params);
+    else if (parts[0] === 'webhooks' && parts.length === 1) await webhooksPage(view);
     else view.appendChild(h('p', {}, 'No such page. ', h('a', {href: '#/'}, 'Models')));
   } catch (e) {
     showLoadError(view, e);
@@ -304,6 +305,54 @@ async function modelsPage(main) {
   };
   await load();
   startPolling(main, async () => JSON.stringify((await api('/overview')).data), load, text);
+}
+
+// ---- the webhooks page --------------------------------------------------------------------
+
+// Every webhook (removed ones too) with its latest delivery attempts, newest first: what was sent,
+// when, the answer or the error. A registry-wide token is needed (webhooks reach every model).
+async function webhooksPage(main) {
+  const draw = (hooks, deliveries) => {
+    clear(main);
+    main.appendChild(h('h1', {}, 'Webhooks'));
+    if (hooks.length === 0) {
+      main.appendChild(h('p', {class: 'muted'}, 'No webhooks (add one with `modelreg webhook add URL --events promote`).'));
+      return;
+    }
+    for (const w of hooks) {
+      const rows = (deliveries.get(w.id) || []).map((d) => h('tr', {class: `outcome-${d.outcome}`, 'data-delivery': d.id},
+        h('td', {class: 'num'}, String(d.event)),
+        h('td', {}, d.model), h('td', {}, h('span', {class: 'badge'}, d.kind)),
+        h('td', {class: 'num'}, String(d.attempt)), h('td', {}, fmtTime(d.at)),
+        h('td', {class: 'outcome'}, d.outcome),
+        h('td', {class: 'num'}, d.http_status === null ? '–' : String(d.http_status)),
+        h('td', {class: 'num'}, `${d.duration_ms} ms`),
+        h('td', {class: 'error'}, d.error || '')));
+      main.appendChild(h('section', {class: 'webhook', 'data-webhook': w.id},
+        h('h2', {}, `#${w.id} `, h('span', {class: 'url'}, w.url), w.removed_at ? h('span', {class: 'badge'}, 'removed') : null),
+        h('p', {class: 'muted'}, `events: ${w.events.join(', ')} · delivered through event ${w.delivered_through} · added by `,
+          h('strong', {}, w.created_by), ` ${fmtTime(w.created_at)}`,
+          w.removed_at ? ` · removed by ${w.removed_by} ${fmtTime(w.removed_at)}` : ''),
+        rows.length === 0 ? h('p', {class: 'muted'}, 'No delivery attempts yet.')
+          : h('table', {class: 'deliveries'},
+            h('thead', {}, h('tr', {}, h('th', {class: 'num'}, 'Event'), h('th', {}, 'Model'), h('th', {}, 'Kind'),
+              h('th', {class: 'num'}, 'Attempt'), h('th', {}, 'At'), h('th', {}, 'Outcome'), h('th', {class: 'num'}, 'HTTP'),
+              h('th', {class: 'num'}, 'Took'), h('th', {}, 'Error'))),
+            h('tbody', {}, rows))));
+    }
+  };
+  const read = async () => {
+    const {data: hooks} = await api(`/webhooks${query({all: 'true'})}`);
+    const deliveries = new Map();
+    for (const w of hooks) deliveries.set(w.id, (await api(`/webhooks/${w.id}/deliveries${query({limit: 20})}`)).data);
+    return {hooks, deliveries, text: JSON.stringify([hooks, [...deliveries]])};
+  };
+  let first = await read();
+  draw(first.hooks, first.deliveries);
+  startPolling(main, async () => (await read()).text, async () => {
+    const now = await read();
+    draw(now.hooks, now.deliveries);
+  }, first.text);
 }
 
 // ---- the model page -----------------------------------------------------------------------

@@ -466,3 +466,28 @@ def test_anonymous_reads_need_no_token_and_show_no_actions(browser, anonymous_se
     # Every request the pages made went to this server.
     urls = browser.execute_script("return performance.getEntriesByType('resource').map(e => e.name)")
     assert urls and all(u.startswith(anonymous_server.url + "/") for u in urls), urls
+
+
+def test_webhooks_and_their_delivery_attempts_are_shown(browser, server, registry):
+    import os
+    import socket
+    db, work = registry["db"], registry["work"]
+    with socket.socket() as s:  # a port nobody listens on: every attempt fails with a connection error
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    secret = work / "hook.secret"
+    secret.write_bytes(b"a secret of more than sixteen bytes")
+    os.chmod(secret, 0o600)
+    modelreg(db, "webhook", "add", f"http://127.0.0.1:{port}/hook?x=<b>", "--events", "promote",
+             "--secret-file", str(secret))
+    use_token(browser, server, registry["tokens"]["rita"])
+    go(browser, server, "/webhooks")
+    section = wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "section.webhook")))
+    assert f"http://127.0.0.1:{port}/hook?x=<b>" in section.find_element(By.CSS_SELECTOR, ".url").text
+    assert "events: promote" in section.text
+    modelreg(db, "promote", "fraud@6", "--reason", "for the webhook")
+    row = wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "section.webhook table.deliveries tbody tr")),
+               timeout=15)
+    assert "fraud" in row.text and "promote" in row.text
+    assert row.find_element(By.CSS_SELECTOR, ".error").text != ""  # the connection error, as text
+    assert row.get_attribute("data-delivery")

@@ -396,9 +396,11 @@ void add_version_routes(Routes& routes) {
               .path = "/api/v1/models/{model}/versions/{version}/lineage",
               .action = Action::read,
               .summary = "The version's ancestors and descendants, as `modelreg --json lineage`",
-              .query = {{"direction", "string", "both (default), ancestors or descendants"}},
+              .query = {{"direction", "string", "both (default), ancestors or descendants"},
+                        {"max_depth", "integer", "Generations each way, 1 to 1000000 (default: all)"}},
               .handler = [](Call& call) {
                 const std::string direction = call.query("direction").value_or("both");
+                const int depth = static_cast<int>(call.query_int("max_depth", 1, 1'000'000).value_or(0));
                 if (direction != "both" && direction != "ancestors" && direction != "descendants") {
                   throw bad(fmt::format("direction '{}' is unknown; give both, ancestors or descendants", direction.substr(0, 40)));
                 }
@@ -406,8 +408,8 @@ void add_version_routes(Routes& routes) {
                 const ModelRef ref = call.ref();
                 const std::string root = reg.get(ref).ref_string();
                 const bool up = direction != "descendants", down = direction != "ancestors";
-                const auto ancestors = up ? reg.ancestors(ref) : std::vector<LineageEdge>{};
-                const auto descendants = down ? reg.descendants(ref) : std::vector<LineageEdge>{};
+                const auto ancestors = up ? reg.ancestors(ref, depth) : std::vector<LineageEdge>{};
+                const auto descendants = down ? reg.descendants(ref, depth) : std::vector<LineageEdge>{};
                 call.reply(lineage_json(root, up ? &ancestors : nullptr, down ? &descendants : nullptr));
               }});
   routes.add({.method = "GET",

@@ -284,6 +284,17 @@ TEST_CASE("each route does its work as the CLI's --json says, and the audit log 
         json::parse(run_out(f.db, {"--json", "compare", "fraud@2", "fraud@champion"})));
   CHECK(ok("GET", "/api/v1/models/fraud/versions/2/lineage", f.reader) ==
         json::parse(run_out(f.db, {"--json", "lineage", "fraud@2"})));
+  {  // max_depth bounds the walk: the edges of depth 1 only
+    json all = json::parse(run_out(f.db, {"--json", "lineage", "fraud@2"}));
+    for (const char* side : {"ancestors", "descendants"}) {
+      json near = json::array();
+      for (const auto& e : all[side]) {
+        if (e["depth"] == 1) near.push_back(e);
+      }
+      all[side] = near;
+    }
+    CHECK(ok("GET", "/api/v1/models/fraud/versions/2/lineage?max_depth=1", f.reader) == all);
+  }
   CHECK(ok("POST", "/api/v1/sql", f.reader, R"({"sql": "SELECT count(*) AS n FROM versions"})") ==
         json::parse(run_out(f.db, {"--json", "sql", "SELECT count(*) AS n FROM versions"})));
   const auto bytes = api.call("GET", "/api/v1/models/fraud/versions/champion/bytes", f.reader);
@@ -364,6 +375,8 @@ TEST_CASE("bad JSON, unknown fields and bad parameters are refused 400 naming th
   CHECK(message("POST", "/api/v1/models/fraud/versions/3/promote", R"({"require_better": "f1", "direction": "up"})") ==
         "direction 'up' is unknown; give higher or lower");
   CHECK(message("GET", "/api/v1/models/fraud/versions?limit=0").find("'limit' is '0'") != std::string::npos);
+  CHECK(message("GET", "/api/v1/models/fraud/versions/2/lineage?max_depth=0").find("'max_depth' is '0'") !=
+        std::string::npos);
   CHECK(message("GET", "/api/v1/models/fraud/versions?limit=abc").find("whole number from 1 to 1000") != std::string::npos);
   CHECK(message("GET", "/api/v1/models/fraud/versions?colour=red").find("unknown query parameter 'colour'") !=
         std::string::npos);

@@ -8,6 +8,8 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <pthread.h>
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -930,6 +932,35 @@ std::string GuardedHttpServer::read_chunked(ConnectionSocket& socket, Clock::tim
   while (!read_line(socket, deadline).empty()) {
   }  // trailer fields, ignored
   return body;
+}
+
+sigset_t block_stop_signals() {
+  ::signal(SIGPIPE, SIG_IGN);
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGINT);
+  sigaddset(&stop_signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  return stop_signals;
+}
+
+int serve_until_signalled(GuardedHttpServer& http, const sigset_t& stop_signals, const std::function<void()>& after_stop) {
+  std::atomic<bool> signalled{false};
+  std::thread waiter([&] {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    signalled = true;
+    LogSink::instance().write(
+        fmt::format("received {}; draining in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM"));
+    http.stop();
+  });
+  const bool clean = http.listen_after_bind();
+  if (!signalled) ::kill(::getpid(), SIGTERM);  // wake the waiter (the signal is blocked, so it is queued)
+  waiter.join();
+  if (after_stop) after_stop();
+  LogSink::instance().write("stopped");
+  LogSink::instance().flush(std::chrono::seconds(1));
+  return clean || signalled ? 0 : 1;
 }
 
 }  // namespace modelreg::cli

@@ -10,6 +10,8 @@
 // configured on one thread before listen_after_bind(); stop() may be called from any thread.
 #pragma once
 
+#include <signal.h>
+
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -176,5 +178,18 @@ class GuardedHttpServer final : public httplib::Server {
   std::uint64_t stream_max_bytes_ = 0;
   std::shared_ptr<ssl_ctx_st> tls_;  // set before bind(); none: plain HTTP
 };
+
+// The process-wide set-up of a server command, before it starts any thread: SIGPIPE ignored (a
+// closed stdout or stderr must not end the server: writes fail with EPIPE instead) and SIGINT and
+// SIGTERM blocked in this thread and every thread started after (threads inherit the mask), so
+// that serve_until_signalled's thread alone takes them. Returns those stop signals.
+sigset_t block_stop_signals();
+
+// Serves `http` (bound) on this thread until SIGINT or SIGTERM, then stops accepting and drains
+// the requests in flight; `after_stop` runs once the server has stopped (background services),
+// then the log is flushed. Returns the exit status: 0 after a signal or a clean stop, 1 when the
+// server failed.
+int serve_until_signalled(GuardedHttpServer& http, const sigset_t& stop_signals,
+                          const std::function<void()>& after_stop = {});
 
 }  // namespace modelreg::cli

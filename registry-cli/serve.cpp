@@ -821,18 +821,11 @@ int run_serve(const Globals& g, const ServeArgs& args) {
   options.log = [](std::string_view line) { HttpFrontEnd::log(line); };
   options.signing_key = std::move(signing_key);
 
-  // A closed stderr or stdout must not end the server: writes fail with EPIPE instead.
-  ::signal(SIGPIPE, SIG_IGN);
   // Bodies, parsed JSON and batches are large, short-lived blocks: a fixed mmap threshold gives
   // them back to the system when freed (glibc's sliding threshold would keep them in the heap and
   // the resident size would stay at its peak after a burst of large requests).
   ::mallopt(M_MMAP_THRESHOLD, 256 << 10);
-  // Block the stop signals in every thread (threads inherit the mask); one thread waits for them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const sigset_t stop_signals = block_stop_signals();
 
   ModelRepository repository(g.db, options);
 
@@ -861,20 +854,7 @@ int run_serve(const Globals& g, const ServeArgs& args) {
              args.poll_ms, threads);
   std::fflush(stdout);
 
-  std::atomic<bool> signalled{false};
-  std::thread waiter([&] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    signalled = true;
-    HttpFrontEnd::log(fmt::format("received {}; draining in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM"));
-    http.stop();
-  });
-  const bool clean = http.listen_after_bind();
-  if (!signalled) kill(getpid(), SIGTERM);  // wake the waiter (the signal is blocked, so it is queued)
-  waiter.join();
-  HttpFrontEnd::log("stopped");
-  LogSink::instance().flush(std::chrono::seconds(1));
-  return clean || signalled ? 0 : 1;
+  return serve_until_signalled(http, stop_signals);
 }
 
 }  // namespace

@@ -94,12 +94,7 @@ int run_ui(const Globals& g, const UiArgs& args) {
     throw Error(Errc::invalid_argument, fmt::format("--upload-dir '{}' is not a directory", upload_dir.string()));
   }
   Registry registry = open_registry(g, false);
-  ::signal(SIGPIPE, SIG_IGN);
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGINT);
-  sigaddset(&stop_signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  const sigset_t stop_signals = block_stop_signals();
 
   api::Context ctx{.registry = registry,
                    .open = [&g] { return open_registry(g, false); },
@@ -142,24 +137,12 @@ int run_ui(const Globals& g, const UiArgs& args) {
     s->start();
     log(fmt::format("started {}", s->name()));
   }
-  std::atomic<bool> signalled{false};
-  std::thread waiter([&] {
-    int sig = 0;
-    sigwait(&stop_signals, &sig);
-    signalled = true;
-    log(fmt::format("received {}; draining in-flight requests", sig == SIGINT ? "SIGINT" : "SIGTERM"));
-    http.stop();
+  return serve_until_signalled(http, stop_signals, [&] {
+    for (auto it = services.rbegin(); it != services.rend(); ++it) {
+      (*it)->stop();
+      log(fmt::format("stopped {}", (*it)->name()));
+    }
   });
-  const bool clean = http.listen_after_bind();
-  if (!signalled) kill(getpid(), SIGTERM);  // wake the waiter (the signal is blocked, so it is queued)
-  waiter.join();
-  for (auto it = services.rbegin(); it != services.rend(); ++it) {
-    (*it)->stop();
-    log(fmt::format("stopped {}", (*it)->name()));
-  }
-  log("stopped");
-  LogSink::instance().flush(std::chrono::seconds(1));
-  return clean || signalled ? 0 : 1;
 }
 
 }  // namespace

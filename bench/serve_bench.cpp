@@ -806,6 +806,7 @@ int cmd_fleet_swaps(const Args& a) {
 int cmd_isolation(const Args& a) {
   const std::string steady = a.str("steady");
   const std::string forest = a.str("forest");
+  const std::string bystander = a.str("bystander", "");
   const long swaps = a.num("swaps", 20);
   const long rounds = a.num("rounds", 4);
   const auto quiet = std::chrono::seconds(a.num("quiet-s", 5));
@@ -855,6 +856,9 @@ int cmd_isolation(const Args& a) {
     pause();
     load.set_tag(static_cast<int>(3 * r + 3));
     for (long i = 0; i < in_round; ++i) {
+      // With a bystander (a model the server does not serve), the same commits as the server
+      // phase: a promotion (fsync, change notification, the server's polls) before each load.
+      if (!bystander.empty()) promote(reg, bystander, i % 2 == 0 ? 1 : 2);
       const auto t = Clock::now();
       { auto m = reg.load_model(ModelRef::number(forest, i % 2 == 0 ? 1 : 2)); }
       outside_load_ms.push_back(ms_between(t, Clock::now()));
@@ -899,6 +903,7 @@ int cmd_isolation(const Args& a) {
               {"loading_n", loading_ms.size()},
               {"outside", summary(outside_ms)},
               {"outside_n", outside_ms.size()},
+              {"outside_commits", !bystander.empty()},
               {"in_load_window", summary(in_load_window)},
               {"in_load_window_n", in_load_window.size()},
               {"p99_ratio", ratio},

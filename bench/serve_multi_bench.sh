@@ -17,8 +17,9 @@
 #   2. split: `serve fraud --split fraud=challenger:10`, 10,000 requests with distinct ids, every
 #      10th id repeated (as the id and as X-Request-Key), 2,000 without a key (`serve_bench split`).
 #   3. isolation: `serve steady forest`; steady latency with nothing loading vs while the 300-tree
-#      forest swaps 20 times vs while the driver loads the forest itself (the CPU-contention
-#      baseline), in 4 alternating rounds (`serve_bench isolation`).
+#      forest swaps 20 times vs while the driver loads the forest itself and promotes a model the
+#      server does not serve (the same CPU work and commits: the baseline), in 4 alternating rounds
+#      (`serve_bench isolation`); then the same with --no-change-notifications.
 #   4. FLEET models: registered through the library (`serve_bench fleet`); a server on one of them
 #      (baseline), then `serve --all`: start-up to all READY, RSS, /metrics and /status times, 200
 #      promotions of random models under load from 3 client threads (`serve_bench fleet-swaps`);
@@ -92,6 +93,10 @@ done
 for seed in 1 2; do
   "$bin" --db "$out/iso.db" train forest --csv "$out/big/train.csv" --target is_fraud --type random_forest \
     --param n_estimators=300 --seed "$seed" >/dev/null
+  # A model the isolation server does not serve: its promotions give the baseline phase the same
+  # commits (fsync, change notifications, the server's polls) as the phase where the server loads.
+  "$bin" --db "$out/iso.db" train bystander --csv "$out/train.csv" --target is_fraud --type logistic_regression \
+    --seed "$seed" >/dev/null
 done
 "$bin" --db "$out/iso.db" promote forest@1 >/dev/null
 "$bin" --db "$out/iso.db" list forest
@@ -121,7 +126,14 @@ echo "== 3. isolation: steady while a 300-tree forest swaps 20 times"
 start_server iso --db "$out/iso.db" serve steady forest
 wait_ready
 "$drv" isolation --db "$out/iso.db" --port "$port" --steady steady --forest forest --swaps 20 --rounds 4 \
-  --quiet-s 5 --clients 2 --gap-us 1000 --body "$out/infer1.json" --json "$out/isolation.json"
+  --quiet-s 5 --clients 2 --gap-us 1000 --body "$out/infer1.json" --bystander bystander --json "$out/isolation.json"
+stop_server
+# The same with polling only (no change notifications): what the notified polls cost the steady model.
+start_server iso-polling --db "$out/iso.db" serve steady forest --no-change-notifications
+wait_ready
+"$drv" isolation --db "$out/iso.db" --port "$port" --steady steady --forest forest --swaps 20 --rounds 4 \
+  --quiet-s 5 --clients 2 --gap-us 1000 --body "$out/infer1.json" --bystander bystander \
+  --json "$out/isolation-polling.json"
 stop_server
 
 echo "== 4. $fleet models"
@@ -149,6 +161,7 @@ import json, os, sys
 out, fleet = sys.argv[1], int(sys.argv[2])
 J = lambda name: json.load(open(os.path.join(out, name)))
 sw, ip, sp, iso = J("swaps.json"), J("swaps-inproc.json"), J("split.json"), J("isolation.json")
+isp = J("isolation-polling.json")
 one, allm, fs = J("fleet-one.json"), J("fleet-all.json"), J("fleet-swaps.json")
 m1, ma, s1, sa = J("metrics-one.json"), J("metrics-all.json"), J("status-one.json"), J("status-all.json")
 pc, ipn = J("poll-cost.json"), J("swaps-inproc-normal.json")
@@ -185,7 +198,10 @@ rows = [
      f"{iso['quiet']['p99']:.2f} vs {iso['loading']['p99']:.2f} ms ({iso['quiet_n']} / {iso['loading_n']} requests)",
      f"<= 1.5x: {iso['p99_ratio']:.2f}x", ok(iso["p99_ratio"] <= 1.5)),
     ("   per round (p99 loading / quiet)", ", ".join(f"{r['p99_ratio']:.2f}x" for r in iso["per_round"]), "", ""),
-    ("   baseline: the same 20 forest loads done outside the server (Registry::load_model in the driver)",
+    ("   the same with --no-change-notifications (polling only)",
+     f"{isp['quiet']['p99']:.2f} vs {isp['loading']['p99']:.2f} ms: {isp['p99_ratio']:.2f}x; forest swap p50 "
+     f"{isp['forest_swap_ms']['p50']:.1f} ms", f"<= 1.5x", ok(isp["p99_ratio"] <= 1.5)),
+    ("   baseline: the same 20 forest loads and as many commits (a bystander model) outside the server",
      f"steady p99 {iso['outside']['p99']:.2f} ms ({iso['outside_n']} requests): {iso['outside_p99_ratio']:.2f}x quiet; "
      f"server loading / outside {iso['loading_vs_outside_p99_ratio']:.2f}x; per round "
      + ", ".join(f"{r['outside_p99_ratio']:.2f}x" for r in iso["per_round"]), "", ""),

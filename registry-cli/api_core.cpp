@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <regex>
 #include <set>
 
 #include <fmt/format.h>
@@ -32,9 +31,53 @@ std::vector<std::string> path_params(const std::string& path) {
   return out;
 }
 
-// httplib's pattern of a path template: each {name} one path segment.
+// httplib's pattern of a path template: each {name} one path segment. (By hand, not std::regex:
+// GCC 12 reports std::regex's internals as maybe-uninitialized under the sanitizers, fatal with
+// -Werror.)
 std::string pattern_of(const std::string& path) {
-  return std::regex_replace(path, std::regex(R"(\{[a-z_]+\})"), "([^/]+)");
+  std::string out;
+  for (std::size_t i = 0; i < path.size();) {
+    if (path[i] == '{') {
+      const auto close = path.find('}', i);
+      if (close != std::string::npos) {
+        out += "([^/]+)";
+        i = close + 1;
+        continue;
+      }
+    }
+    out += path[i++];
+  }
+  return out;
+}
+
+// Whether `path` is an instance of the template: the same segments, each {name} any non-empty one.
+bool matches_template(std::string_view pattern, std::string_view path) {
+  while (true) {
+    const auto pe = pattern.find('/'), te = path.find('/');
+    const std::string_view ps = pattern.substr(0, pe), ts = path.substr(0, te);
+    const bool any = ps.size() >= 2 && ps.front() == '{' && ps.back() == '}';
+    if (any ? ts.empty() : ps != ts) return false;
+    if (pe == std::string_view::npos || te == std::string_view::npos) return pe == te;
+    pattern.remove_prefix(pe + 1);
+    path.remove_prefix(te + 1);
+  }
+}
+
+// An operationId from a path: every run of characters other than letters and digits one '_'.
+std::string identifier_of(std::string_view text) {
+  std::string out;
+  bool gap = false;
+  for (const char c : text) {
+    if (std::isalnum(static_cast<unsigned char>(c))) {
+      if (gap) out += '_';
+      gap = false;
+      out += c;
+    } else {
+      gap = true;
+    }
+  }
+  if (gap) out += '_';
+  return out;
 }
 
 std::string lower(std::string_view s) {
@@ -332,7 +375,7 @@ json openapi_document(const Routes& routes) {
     }
     json op = {{"summary", r.summary},
                {"operationId", fmt::format("{}_{}", lower(r.method),
-                                           std::regex_replace(r.path.substr(kPrefix.size()), std::regex("[^A-Za-z0-9]+"), "_"))},
+                                           identifier_of(r.path.substr(kPrefix.size())))},
                {"parameters", params},
                {"x-modelreg-role", role_needed(r.action)},
                {"responses",
@@ -417,7 +460,7 @@ void install(httplib::Server& server, Context& ctx, const Routes& routes) {
 bool is_streamed(const Routes& routes, std::string_view method, std::string_view path) {
   for (const auto& r : routes.all()) {
     if (r.method != method || (r.body.empty() && r.answer == "application/json") || r.body == "application/json") continue;
-    if (std::regex_match(path.begin(), path.end(), std::regex(pattern_of(r.path)))) return true;
+    if (matches_template(r.path, path)) return true;
   }
   return false;
 }

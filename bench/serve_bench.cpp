@@ -48,13 +48,19 @@
 //       (latency; over B ms counts as not observed in time). Load times and swap counts of the
 //       promoted models from /status at the end.
 //   serve_bench isolation --db DB --port P --steady M --forest F --swaps S --rounds R --quiet-s Q
-//                         --clients C --gap-us G --body FILE --json OUT
+//                         --clients C --gap-us G --body FILE --json OUT [--bystander B] [--promote-nice N]
+//                         [--trace FILE]
 //       C client threads post FILE to M's infer throughout (G us pause each), latency recorded;
 //       R rounds of: Q seconds with nothing loading, then S / R promotions of F (alternating 2, 1),
 //       each waited for (GET /v2/models/F every 5 ms until it names the new version) before the
 //       next, then the same number of Registry::load_model(F) in this process (the same CPU work
 //       outside the server: the CPU-contention baseline). Steady latency p99 with nothing loading
 //       vs while the server loads and swaps F vs while this process loads F (per round, overall).
+//       --bystander B: each outside load follows a promotion of B (a model the server does not
+//       serve), so that both phases have the same commits. --trace FILE: every sample (start ms,
+//       latency ms, phase) and every driver event (promote, committed, swap seen, loaded) as JSON.
+//       --promote-nice N: promotions run on a thread at nice N (promote verifies the stored bytes:
+//       the promoting job's CPU, which in production is not on the server's machine).
 //   serve_bench split --port P --model M --requests N --repeat K --challenger-version V --body FILE
 //                     --json OUT
 //       N requests with distinct ids (req-00000..): share answered by version V; then every 10th id
@@ -66,6 +72,7 @@
 //       random model and poll_now() again (the poll that finds it, with its load) timed; then the
 //       two registry reads such a poll makes (Registry::aliases(), list_models()) timed alone.
 #include <malloc.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -812,6 +819,27 @@ int cmd_isolation(const Args& a) {
   const auto quiet = std::chrono::seconds(a.num("quiet-s", 5));
   const auto probe_gap = std::chrono::milliseconds(a.num("probe-gap-ms", 5));
   const long port = a.num("port");
+  // --promote-nice N: the promotions run on a thread at that nice value. `promote` verifies the
+  // version's stored bytes (~15 ms of CPU for the forest); in production that is the promoting
+  // job's CPU, on another machine, and here it would otherwise compete with the client threads
+  // it shares two cores with. The outside loads (the baseline) keep the normal priority.
+  const int promote_nice = static_cast<int>(a.num("promote-nice", 0));
+  auto promote_at_nice = [&](Registry& r, const std::string& model, std::int64_t version) {
+    if (promote_nice == 0) return promote(r, model, version);
+    std::exception_ptr failure;
+    std::thread t([&] {
+      try {
+        if (::setpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()), promote_nice) != 0) {
+          throw std::runtime_error("isolation: setpriority failed");
+        }
+        promote(r, model, version);
+      } catch (...) {
+        failure = std::current_exception();
+      }
+    });
+    t.join();
+    if (failure) std::rethrow_exception(failure);
+  };
   Registry reg = open_registry(a.str("db"));
   auto control = client(port);
   const std::string forest_meta = fmt::format("/v2/models/{}", forest);
@@ -826,6 +854,9 @@ int cmd_isolation(const Args& a) {
   std::this_thread::sleep_for(std::chrono::seconds(1));
   std::vector<std::pair<Clock::time_point, Clock::time_point>> loads;  // promote .. swap seen
   std::vector<double> swap_ms, load_ms, outside_load_ms;
+  const auto t0 = Clock::now();
+  json events = json::array();  // for --trace: what the driver did, and when (ms from t0)
+  auto event = [&](const char* what, Clock::time_point at) { events.push_back({ms_between(t0, at), what}); };
   long done = 0;
   auto pause = [&] {
     load.set_tag(0);
@@ -839,13 +870,16 @@ int cmd_isolation(const Args& a) {
     const long in_round = (swaps - done) / (rounds - r);
     for (long i = 0; i < in_round; ++i, ++done) {
       const std::int64_t target = serving == 1 ? 2 : 1;
-      promote(reg, forest, target);
+      event("promote", Clock::now());
+      promote_at_nice(reg, forest, target);
       const auto committed = Clock::now();
+      event("committed", committed);
       while (forest_version() != std::to_string(target)) {
         if (ms_between(committed, Clock::now()) > 60'000) throw std::runtime_error("isolation: no swap within 60 s");
         std::this_thread::sleep_for(probe_gap);
       }
       loads.emplace_back(committed, Clock::now());
+      event("swap seen", Clock::now());
       swap_ms.push_back(ms_between(committed, Clock::now()));
       const json s = get_json(control, "/status");
       for (const auto& m : s["models"]) {
@@ -858,9 +892,12 @@ int cmd_isolation(const Args& a) {
     for (long i = 0; i < in_round; ++i) {
       // With a bystander (a model the server does not serve), the same commits as the server
       // phase: a promotion (fsync, change notification, the server's polls) before each load.
-      if (!bystander.empty()) promote(reg, bystander, i % 2 == 0 ? 1 : 2);
+      event("promote", Clock::now());
+      if (!bystander.empty()) promote_at_nice(reg, bystander, i % 2 == 0 ? 1 : 2);
       const auto t = Clock::now();
+      event("committed", t);
       { auto m = reg.load_model(ModelRef::number(forest, i % 2 == 0 ? 1 : 2)); }
+      event("loaded", Clock::now());
       outside_load_ms.push_back(ms_between(t, Clock::now()));
     }
     pause();
@@ -918,6 +955,13 @@ int cmd_isolation(const Args& a) {
               {"client_failures", load.failures()},
               {"client_failure_examples", load.failure_examples()}};
   write_json(a.str("json"), out);
+  if (const std::string trace = a.str("trace", ""); !trace.empty()) {
+    // Every sample (start in ms from the run's start, latency, phase tag) and every driver event.
+    json samples = json::array();
+    for (const auto& s : load.samples()) samples.push_back({ms_between(t0, s.start), s.ms, s.tag});
+    const double t0_ms = std::chrono::duration<double, std::milli>(t0.time_since_epoch()).count();
+    write_json(trace, {{"t0_steady_ms", t0_ms}, {"samples", samples}, {"events", events}});
+  }
   fmt::print("isolation: steady p99 {:.2f} ms quiet ({}) vs {:.2f} ms while the server loads the forest ({}): {:.2f}x; "
              "{:.2f} ms while this process loads it ({}): {:.2f}x; forest load p50 {:.1f} ms in the server, {:.1f} ms "
              "outside; {} failures\n",

@@ -19,7 +19,10 @@
 #   3. isolation: `serve steady forest`; steady latency with nothing loading vs while the 300-tree
 #      forest swaps 20 times vs while the driver loads the forest itself and promotes a model the
 #      server does not serve (the same CPU work and commits: the baseline), in 4 alternating rounds
-#      (`serve_bench isolation`); then the same with --no-change-notifications.
+#      (`serve_bench isolation`); then the same with --no-change-notifications. The promotions run
+#      at nice 19 (`--promote-nice`: promote verifies the forest's stored bytes, the promoting
+#      job's CPU, which would otherwise compete with the client threads); every sample and driver
+#      event goes to isolation-trace.json.
 #   4. FLEET models: registered through the library (`serve_bench fleet`); a server on one of them
 #      (baseline), then `serve --all`: start-up to all READY, RSS, /metrics and /status times, 200
 #      promotions of random models under load from 3 client threads (`serve_bench fleet-swaps`);
@@ -126,13 +129,14 @@ echo "== 3. isolation: steady while a 300-tree forest swaps 20 times"
 start_server iso --db "$out/iso.db" serve steady forest
 wait_ready
 "$drv" isolation --db "$out/iso.db" --port "$port" --steady steady --forest forest --swaps 20 --rounds 4 \
-  --quiet-s 5 --clients 2 --gap-us 1000 --body "$out/infer1.json" --bystander bystander --json "$out/isolation.json"
+  --quiet-s 5 --clients 2 --gap-us 1000 --body "$out/infer1.json" --bystander bystander --promote-nice 19 \
+  --json "$out/isolation.json" --trace "$out/isolation-trace.json"
 stop_server
 # The same with polling only (no change notifications): what the notified polls cost the steady model.
 start_server iso-polling --db "$out/iso.db" serve steady forest --no-change-notifications
 wait_ready
 "$drv" isolation --db "$out/iso.db" --port "$port" --steady steady --forest forest --swaps 20 --rounds 4 \
-  --quiet-s 5 --clients 2 --gap-us 1000 --body "$out/infer1.json" --bystander bystander \
+  --quiet-s 5 --clients 2 --gap-us 1000 --body "$out/infer1.json" --bystander bystander --promote-nice 19 \
   --json "$out/isolation-polling.json"
 stop_server
 

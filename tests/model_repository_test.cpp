@@ -1,8 +1,12 @@
 // ModelRepository: many models in one server, versions by alias or number, split, shadow, the
 // memory bound, the repository API. Driven through poll_now() where the behaviour allows; the
 // tests of background threads wait on latches the test's own models hold, not on time.
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <condition_variable>
+#include <functional>
 #include <future>
 #include <mutex>
 #include <thread>
@@ -125,6 +129,27 @@ class Constant final : public Model {
   double value_;
   std::size_t n_;
   Gate* gate_;
+};
+
+// A model that reports, from its destructor, the nice value of the thread destroying it.
+class Reporting final : public Model {
+ public:
+  Reporting(std::size_t n, std::function<void(int nice)> on_destroy) : n_(n), on_destroy_(std::move(on_destroy)) {}
+  ~Reporting() override { on_destroy_(::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()))); }
+  Reporting(const Reporting&) = delete;
+  Reporting& operator=(const Reporting&) = delete;
+  std::string type_name() const override { return "reporting"; }
+  std::size_t n_features() const override { return n_; }
+  std::map<std::string, std::string> hyperparameters() const override { return {}; }
+
+ protected:
+  void compute(MatrixView x, std::span<double> out) const override {
+    for (std::size_t i = 0; i < x.rows(); ++i) out[i] = 0.5;
+  }
+
+ private:
+  std::size_t n_;
+  std::function<void(int)> on_destroy_;
 };
 
 }  // namespace
@@ -465,4 +490,38 @@ TEST_CASE_FIXTURE(Fixture, "a commit wakes the repository at once; the poll inte
   }
   CHECK(ask(r, "fraud").prediction.version == 2);
   CHECK(r.status().wakeups >= 1);
+}
+
+TEST_CASE_FIXTURE(Fixture, "a replaced model is destroyed by a loader, at the loaders' priority, never by the poller") {
+  // Freeing a large forest takes milliseconds of CPU: on the poller (normal priority, running right
+  // after every commit) it would delay the requests of every other model.
+  versions("m", 2);
+  reg.promote(ModelRef::parse("m@1"));
+  auto o = manual({"m"});
+  o.background = true;
+  o.notify_changes = false;
+  o.poll_interval = std::chrono::milliseconds(5);
+  o.load_nice = 7;
+  std::mutex mutex;
+  std::condition_variable destroyed_cv;
+  std::vector<std::pair<std::int64_t, int>> destroyed;  // version, nice of the destroying thread
+  o.loader = [&](const Registry&, const ModelVersion& v) -> std::shared_ptr<const Model> {
+    const std::int64_t number = v.id.number;
+    return std::make_shared<Reporting>(data.test.x.cols(), [&, number](int nice) {
+      std::lock_guard lock(mutex);
+      destroyed.emplace_back(number, nice);
+      destroyed_cv.notify_all();
+    });
+  };
+  ModelRepository r(db, o);
+  while (!r.ready("m")) std::this_thread::yield();
+  reg.promote(ModelRef::parse("m@2"));
+  while (ask(r, "m").prediction.version != 2) std::this_thread::yield();
+  {
+    std::unique_lock lock(mutex);
+    destroyed_cv.wait(lock, [&] { return !destroyed.empty(); });
+    REQUIRE(destroyed.size() == 1);
+    CHECK(destroyed[0].first == 1);
+    CHECK(destroyed[0].second == 7);  // a loader thread's nice value; the poller runs at 0
+  }
 }

@@ -163,7 +163,7 @@ struct __attribute__((visibility("hidden"))) ModelRepository::Impl {
   std::optional<Registry> registry;
   std::optional<std::int64_t> last_data_version;
   std::vector<std::shared_ptr<const ServedModel>> retired;  // destroyed here once unused
-  std::mutex retired_mutex;                                  // protects retired
+  mutable std::mutex retired_mutex;                          // protects retired
 
   // For index() and load(): reads on request threads that are not scoring.
   mutable std::mutex control_mutex;
@@ -182,9 +182,10 @@ struct __attribute__((visibility("hidden"))) ModelRepository::Impl {
   std::optional<std::string> last_error;
 
   // Loaders.
-  std::mutex jobs_mutex;  // protects jobs and stopping
+  std::mutex jobs_mutex;  // protects jobs, reap_requested and stopping
   std::condition_variable jobs_cv;
   std::deque<std::shared_ptr<Slot>> jobs;
+  bool reap_requested = false;  // retired models wait to be destroyed by a loader
   bool stopping = false;
   std::vector<std::thread> loaders;
 
@@ -333,6 +334,10 @@ struct __attribute__((visibility("hidden"))) ModelRepository::Impl {
     retired.push_back(std::move(m));
   }
 
+  // Models no request holds any more: destroyed, and their pages handed back to the system
+  // (malloc_trim). A large forest takes milliseconds of CPU to free, so in the background this runs
+  // on a loader thread (at the loaders' low priority), never on the poller, whose polls follow
+  // every commit at normal priority: the poller only notices (reap_due) and hands the work over.
   void reap() {
     std::vector<std::shared_ptr<const ServedModel>> dead;
     {
@@ -347,10 +352,30 @@ struct __attribute__((visibility("hidden"))) ModelRepository::Impl {
       }
     }
     if (dead.empty()) return;
-    dead.clear();  // the last references: destroyed here, on the poller's thread
+    dead.clear();  // the last references: destroyed here
 #ifdef __GLIBC__
     ::malloc_trim(0);  // hand the pages of a large model back (see active_watcher.cpp)
 #endif
+  }
+
+  // Whether a retired model is ready to be destroyed (no request holds it).
+  bool reap_due() const {
+    std::lock_guard lock(retired_mutex);
+    return std::any_of(retired.begin(), retired.end(), [](const auto& m) { return m.use_count() == 1; });
+  }
+
+  // From the poller: destroys retired models now (no background threads) or has a loader do it.
+  void reap_or_hand_over() {
+    if (!options.background) {
+      reap();
+      return;
+    }
+    if (!reap_due()) return;
+    {
+      std::lock_guard lock(jobs_mutex);
+      reap_requested = true;
+    }
+    jobs_cv.notify_one();
   }
 
   // A model already loaded by another slot (the same version followed by two aliases) is shared.
@@ -498,8 +523,14 @@ struct __attribute__((visibility("hidden"))) ModelRepository::Impl {
       std::shared_ptr<Slot> job;
       {
         std::unique_lock lock(jobs_mutex);
-        jobs_cv.wait(lock, [&] { return stopping || !jobs.empty(); });
+        jobs_cv.wait(lock, [&] { return stopping || reap_requested || !jobs.empty(); });
         if (stopping) return;
+        if (jobs.empty()) {
+          reap_requested = false;
+          lock.unlock();
+          reap();
+          continue;
+        }
         job = std::move(jobs.front());
         jobs.pop_front();
       }
@@ -959,7 +990,7 @@ struct __attribute__((visibility("hidden"))) ModelRepository::Impl {
       std::lock_guard s(status_mutex);
       ++polls;
     }
-    reap();
+    reap_or_hand_over();
     follow_database_file();
     std::vector<Alias> aliases;
     std::vector<ModelSummary> models;

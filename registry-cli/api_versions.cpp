@@ -84,6 +84,10 @@ void list_versions(Call& call) {
   }
   q.order_by_metric = call.query("order_by");
   q.descending = !call.query_bool("ascending");
+  q.newest_first = call.query_bool("newest_first");
+  if (q.newest_first && q.order_by_metric) {
+    throw bad("newest_first orders by version number and order_by by a metric: give one of them");
+  }
   const std::int64_t page = call.query_int("limit", 1, kMaxPage).value_or(kDefaultPage);
   q.limit = static_cast<std::size_t>(page);
   if (const auto cursor = call.query("cursor")) q.after = parse_cursor(*cursor, q.order_by_metric.has_value());
@@ -358,6 +362,7 @@ void add_version_routes(Routes& routes) {
                         {"status", "string", "ready (default), archived or all"},
                         {"order_by", "string", "Order by this metric, best (highest) first; versions without it last"},
                         {"ascending", "boolean", "With order_by: lowest first"},
+                        {"newest_first", "boolean", "Without order_by: the highest version number first (default: oldest first)"},
                         {"limit", "integer", "Versions in a page, 1 to 1000 (default 100)"},
                         {"cursor", "string", "The X-Next-Cursor of the previous page"}},
               .handler = list_versions});

@@ -23,7 +23,7 @@ struct ListArgs {
   std::string name;
   std::vector<std::string> where;
   std::string tag, order_by;
-  bool all = false, ascending = false;
+  bool all = false, ascending = false, newest_first = false;
   std::size_t limit = 0;
 };
 
@@ -44,10 +44,11 @@ int cmd_list(const Globals& g, const ListArgs& a) {
   }
   if (!a.order_by.empty()) q.order_by_metric = a.order_by;
   q.descending = !a.ascending;
+  q.newest_first = a.newest_first;
   if (a.limit > 0) q.limit = a.limit;
   if (!a.all) q.status = VersionStatus::ready;
-  if (a.name.empty() && (!a.where.empty() || !a.tag.empty() || !a.order_by.empty())) {
-    throw UsageError("--where, --tag and --order-by filter the versions of one model: give its NAME");
+  if (a.name.empty() && (!a.where.empty() || !a.tag.empty() || !a.order_by.empty() || a.newest_first)) {
+    throw UsageError("--where, --tag, --order-by and --newest-first list the versions of one model: give its NAME");
   }
 
   Registry reg = open_registry(g, false);
@@ -331,13 +332,17 @@ int cmd_sql(const Globals& g, const SqlArgs& a) {
 void add_list_command(CLI::App& app, Globals& g) {
   auto [cmd, a] = add_command<ListArgs>(
       app, g, "list", "List models, or the versions of one model",
-      "  modelreg list\n  modelreg list fraud --where 'f1>=0.8' --order-by f1\n  modelreg list fraud --all --json",
+      "  modelreg list\n  modelreg list fraud --where 'f1>=0.8' --order-by f1\n  modelreg list fraud --newest-first --limit 10\n"
+      "  modelreg list fraud --all --json",
       cmd_list);
   cmd->add_option("NAME", a->name, "Model whose versions to list");
   cmd->add_option("--where", a->where, "Metric condition, e.g. \"f1>=0.8\" (repeatable; all must hold)");
   cmd->add_option("--tag", a->tag, "Only versions with tag KEY or KEY=VALUE");
-  cmd->add_option("--order-by", a->order_by, "Order by a metric, best (highest) first");
-  cmd->add_flag("--ascending", a->ascending, "With --order-by: lowest first");
+  auto* order_by = cmd->add_option("--order-by", a->order_by, "Order by a metric, best (highest) first");
+  auto* ascending = cmd->add_flag("--ascending", a->ascending, "With --order-by: lowest first");
+  cmd->add_flag("--newest-first", a->newest_first, "Highest version number first (default: oldest first)")
+      ->excludes(order_by)
+      ->excludes(ascending);
   cmd->add_option("--limit", a->limit, "At most N versions (N >= 1)")->check(CLI::Range(std::size_t{1}, std::size_t{1} << 62));
   cmd->add_flag("--all", a->all, "Include archived versions");
 }

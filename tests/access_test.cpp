@@ -1,10 +1,13 @@
 // Access tokens and roles (access.hpp): creation, listing, revocation and authentication through
 // the library; the schema's rules from a raw SQL connection; the pure permission rule; keyset
 // pagination of list_versions (VersionQuery::after), which the HTTP API pages with.
+#include <algorithm>
+
 #include <doctest/doctest.h>
 #include <fmt/format.h>
 
 #include "modelreg/access.hpp"
+#include "model_test_support.hpp"
 #include "test_support.hpp"
 
 using namespace modelreg;
@@ -178,4 +181,24 @@ TEST_CASE("list_versions pages with a keyset cursor, by number and by a metric w
   VersionQuery filtered;
   filtered.where = {MetricCondition::parse("f1 >= 0.3")};
   CHECK(walk(filtered) == all_of(filtered));
+  // Newest first: 25, 24, ... 1, page by page; with a filter, only the matching ones, still newest first.
+  VersionQuery newest;
+  newest.newest_first = true;
+  std::vector<std::int64_t> descending(25);
+  for (int i = 0; i < 25; ++i) descending[static_cast<std::size_t>(i)] = 25 - i;
+  CHECK(walk(newest) == descending);
+  CHECK(all_of(newest) == descending);
+  filtered.newest_first = true;
+  const auto newest_filtered = walk(filtered);
+  CHECK(newest_filtered == all_of(filtered));
+  CHECK(std::is_sorted(newest_filtered.rbegin(), newest_filtered.rend()));
+  VersionQuery oldest_filtered;
+  oldest_filtered.where = filtered.where;
+  CHECK(newest_filtered.size() == all_of(oldest_filtered).size());
+  // A metric order and newest_first are two orders: refused, naming both.
+  VersionQuery both;
+  both.order_by_metric = "f1";
+  both.newest_first = true;
+  CHECK(test::code_of([&] { f.reg.list_versions("fraud", both); }) == Errc::invalid_argument);
+  CHECK(test::contains(test::message_of([&] { f.reg.list_versions("fraud", both); }), "newest_first"));
 }

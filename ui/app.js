@@ -365,13 +365,15 @@ function filtersOf(params) {
     status: params.get('status') || 'ready',
     order_by: params.get('order_by') || '',
     ascending: params.get('ascending') === 'true',
+    oldest: params.get('oldest') === 'true',  // by number: oldest first (the default is newest first)
     limit: Number(params.get('limit') || 50),
   };
 }
 
 function filtersHash(model, f) {
   return modelHref(model) + query({where: f.where, tag: f.tag, status: f.status === 'ready' ? '' : f.status,
-    order_by: f.order_by, ascending: f.order_by && f.ascending, limit: f.limit === 50 ? '' : f.limit});
+    order_by: f.order_by, ascending: f.order_by && f.ascending, oldest: !f.order_by && f.oldest,
+    limit: f.limit === 50 ? '' : f.limit});
 }
 
 async function modelPage(main, model, params) {
@@ -414,7 +416,8 @@ async function modelPage(main, model, params) {
   const loadPage = async () => {
     const path = `/models/${encodeURIComponent(model)}/versions` + query({
       where: f.where, tag: f.tag, status: f.status, order_by: f.order_by,
-      ascending: f.order_by && f.ascending, limit: f.limit, cursor: page.cursors[page.index]});
+      ascending: f.order_by && f.ascending, newest_first: !f.order_by && !f.oldest, limit: f.limit,
+      cursor: page.cursors[page.index]});
     const {data, headers} = await api(path);
     page.rows = data;
     page.next = headers.get('X-Next-Cursor');
@@ -424,7 +427,7 @@ async function modelPage(main, model, params) {
 
   const sortBy = (metric) => {
     const g = {...f};
-    if (metric === null) { g.order_by = ''; g.ascending = false; }
+    if (metric === null) { g.oldest = !f.order_by && !f.oldest; g.order_by = ''; g.ascending = false; }
     else if (f.order_by === metric) g.ascending = !f.ascending;
     else { g.order_by = metric; g.ascending = false; }
     location.hash = filtersHash(model, g);
@@ -441,7 +444,7 @@ async function modelPage(main, model, params) {
     const arrow = (m) => (f.order_by === m ? (f.ascending ? ' ▲' : ' ▼') : '');
     const head = h('tr', {}, h('th', {}, ''),
       h('th', {class: 'num'}, h('button', {class: 'sort', type: 'button', 'data-sort': '#', onclick: () => sortBy(null)},
-        `Version${f.order_by ? '' : ' ▲'}`)),
+        `Version${f.order_by ? '' : (f.oldest ? ' ▲' : ' ▼')}`)),
       h('th', {}, 'Status'), h('th', {}, 'Created'), h('th', {}, 'Tags'),
       metrics.map((m) => h('th', {class: 'num'}, h('button', {class: 'sort', type: 'button', 'data-sort': m,
         onclick: () => sortBy(m)}, m + arrow(m)))));

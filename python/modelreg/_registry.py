@@ -390,9 +390,11 @@ class Registry:
             m["created_at"] = parse_time(m["created_at"])
         return out
 
-    def versions(self, name, *, where=None, tag=None, status=None, order_by=None, descending=True, limit=None):
-        """Versions of ``name``: ascending by number, or by ``order_by`` (a metric; best first with
-        ``descending``). ``where``: conditions such as ``"f1 >= 0.8"`` (all must hold); ``tag``:
+    def versions(self, name, *, where=None, tag=None, status=None, order_by=None, descending=True,
+                 newest_first=False, limit=None):
+        """Versions of ``name``: ascending by number (``newest_first``: highest number first, so
+        ``limit=10`` gives the last ten), or by ``order_by`` (a metric; best first with
+        ``descending``; not with ``newest_first``). ``where``: conditions such as ``"f1 >= 0.8"`` (all must hold); ``tag``:
         ``"key"``, ``"key=value"`` or a ``(key, value)`` pair; ``status``: ``"ready"`` or
         ``"archived"``."""
         if where is None:
@@ -407,7 +409,8 @@ class Registry:
                 tag = (str(tag[0]), None if tag[1] is None else str(tag[1]))
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, numbers.Integral) or limit < 0):
             raise InvalidArgument("limit must be a non-negative integer, not %r" % (limit,))
-        rows = self._handle.versions(name, [str(w) for w in where], tag, status, order_by, bool(descending), limit)
+        rows = self._handle.versions(name, [str(w) for w in where], tag, status, order_by, bool(descending),
+                                     bool(newest_first), limit)
         return [Version(v) for v in rows]
 
     def compare(self, a, b, metric=None):

@@ -227,13 +227,14 @@ class RegistryHandle {
   py::list versions(const std::string& model, const std::vector<std::string>& where,
                     const std::optional<std::pair<std::string, std::optional<std::string>>>& tag,
                     const std::optional<std::string>& status, const std::optional<std::string>& order_by,
-                    bool descending, const std::optional<std::size_t>& limit) {
+                    bool descending, bool newest_first, const std::optional<std::size_t>& limit) {
     VersionQuery query;
     for (const auto& condition : where) query.where.push_back(MetricCondition::parse(condition));
     query.tag = tag;
     query.status = status_of(status);
     query.order_by_metric = order_by;
     query.descending = descending;
+    query.newest_first = newest_first;
     query.limit = limit;
     return version_list(call([&](Registry& r) { return r.list_versions(model, query); }));
   }
@@ -453,7 +454,7 @@ void bind_registry(py::module_& m) {
       .def("find", &RegistryHandle::find, "ref"_a)
       .def("models", &RegistryHandle::models)
       .def("versions", &RegistryHandle::versions, "model"_a, "where"_a, "tag"_a, "status"_a, "order_by"_a,
-           "descending"_a, "limit"_a)
+           "descending"_a, "newest_first"_a, "limit"_a)
       .def("compare", &RegistryHandle::compare, "a"_a, "b"_a, "metric"_a)
       .def("ancestors", &RegistryHandle::ancestors, "ref"_a, "max_depth"_a)
       .def("descendants", &RegistryHandle::descendants, "ref"_a, "max_depth"_a)

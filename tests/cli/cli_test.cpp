@@ -199,6 +199,17 @@ TEST_CASE_FIXTURE(Cli, "register records every option and list shows models and 
   CHECK(ok({"--json", "list", "fraud", "--tag", "stage=dev"}).parsed().size() == 1);
   CHECK(ok({"--json", "list", "fraud", "--order-by", "f1", "--ascending", "--limit", "1"}).parsed()[0]["ref"] ==
         "fraud@1");
+  // Newest first: 3, 2, 1; with --limit, the newest N.
+  auto newest = ok({"--json", "list", "fraud", "--newest-first"}).parsed();
+  REQUIRE(newest.size() == 3);
+  CHECK(newest[0]["ref"] == "fraud@3");
+  CHECK(newest[2]["ref"] == "fraud@1");
+  CHECK(ok({"--json", "list", "fraud", "--newest-first", "--limit", "1"}).parsed()[0]["ref"] == "fraud@3");
+  // Two orders at once, or no model to order: usage errors naming the options.
+  CHECK(run({"list", "fraud", "--newest-first", "--order-by", "f1"}).status == 2);
+  const Result no_model = run({"list", "--newest-first"});
+  CHECK(no_model.status == 2);
+  CHECK(no_model.err.find("--newest-first") != std::string::npos);
   ok({"archive", "fraud@3"});
   CHECK(ok({"--json", "list", "fraud"}).parsed().size() == 2);
   CHECK(ok({"--json", "list", "fraud", "--all"}).parsed().size() == 3);

@@ -66,6 +66,10 @@ def test_versions_are_numbered_and_queried_by_metric_tag_and_status(registry, fo
     assert [v.number for v in registry.versions("fraud", order_by="f1")] == [2, 3, 1]
     assert [v.number for v in registry.versions("fraud", order_by="f1", descending=False, limit=1)] == [1]
     assert [v.number for v in registry.versions("fraud", tag="team=risk")] == [1]
+    assert [v.number for v in registry.versions("fraud", newest_first=True)] == [3, 2, 1]
+    assert [v.number for v in registry.versions("fraud", newest_first=True, limit=1)] == [3]
+    with pytest.raises(modelreg.InvalidArgument, match="newest_first"):
+        registry.versions("fraud", newest_first=True, order_by="f1")
     assert [v.number for v in registry.versions("fraud", tag="team")] == [1, 3]
     registry.archive("fraud@3")
     assert [v.number for v in registry.versions("fraud", status="archived")] == [3]

@@ -57,6 +57,11 @@ def version_rows(browser):
     return [int(tr.get_attribute("data-version")) for tr in browser.find_elements(By.CSS_SELECTOR, "#versions tbody tr")]
 
 
+def newest_first(first, end):
+    """Version numbers first..end-1 as the model page lists them by default: newest first."""
+    return list(range(end - 1, first - 1, -1))
+
+
 def wait_rows(browser, expected):
     wait(browser, lambda b: version_rows(b) == expected)
     return version_rows(browser)
@@ -161,16 +166,16 @@ def test_models_list_shows_active_aliases_and_last_change(browser, server, regis
 
 def test_filter_by_metric_tag_and_status(browser, server):
     go(browser, server, "/m/fraud")
-    wait_rows(browser, list(range(1, 30)))  # ready versions, by number; fraud@30 is archived
+    wait_rows(browser, newest_first(1, 30))  # ready versions, newest first; fraud@30 is archived
     where = browser.find_element(By.ID, "filter-where")
     where.clear()
     where.send_keys("f1>=0.8")
     browser.find_element(By.ID, "apply-filters").click()
-    assert wait_rows(browser, [i for i in range(1, 30) if f1_of(i) >= 0.8])
+    assert wait_rows(browser, [i for i in newest_first(1, 30) if f1_of(i) >= 0.8])
     go(browser, server, "/m/fraud?tag=stage%3Dprod")
-    assert wait_rows(browser, [5, 10, 15, 20, 25])
+    assert wait_rows(browser, [25, 20, 15, 10, 5])
     go(browser, server, "/m/fraud?where=f1%3E%3D0.8&where=auc%3E0.9")
-    assert wait_rows(browser, [i for i in range(1, 30) if f1_of(i) >= 0.8 and auc_of(i) > 0.9])
+    assert wait_rows(browser, [i for i in newest_first(1, 30) if f1_of(i) >= 0.8 and auc_of(i) > 0.9])
     go(browser, server, "/m/fraud?status=archived")
     assert wait_rows(browser, [30])
     go(browser, server, "/m/fraud?where=f1%3E%3D0.99")
@@ -181,7 +186,8 @@ def test_filter_by_metric_tag_and_status(browser, server):
 
 def test_sort_by_a_metric_both_ways(browser, server):
     go(browser, server, "/m/fraud")
-    wait_rows(browser, list(range(1, 30)))
+    wait_rows(browser, newest_first(1, 30))
+    assert browser.find_element(By.CSS_SELECTOR, "#versions th button[data-sort='#']").text == "Version ▼"
     browser.find_element(By.CSS_SELECTOR, "#versions th button[data-sort=f1]").click()
     by_f1 = sorted(range(1, 30), key=lambda i: -f1_of(i))
     assert wait_rows(browser, by_f1)
@@ -189,20 +195,28 @@ def test_sort_by_a_metric_both_ways(browser, server):
     assert values == sorted(values, reverse=True)
     browser.find_element(By.CSS_SELECTOR, "#versions th button[data-sort=f1]").click()
     assert wait_rows(browser, list(reversed(by_f1)))
+    # Back to the version number: newest first, and again: oldest first (kept in the URL).
+    browser.find_element(By.CSS_SELECTOR, "#versions th button[data-sort='#']").click()
+    assert wait_rows(browser, newest_first(1, 30))
     browser.find_element(By.CSS_SELECTOR, "#versions th button[data-sort='#']").click()
     assert wait_rows(browser, list(range(1, 30)))
-
+    assert "oldest=true" in browser.current_url
+    assert browser.find_element(By.CSS_SELECTOR, "#versions th button[data-sort='#']").text == "Version ▲"
 
 def test_pages_follow_the_api_cursor(browser, server):
     go(browser, server, "/m/fraud?status=all&limit=25")
-    assert wait_rows(browser, list(range(1, 26)))
+    assert wait_rows(browser, newest_first(6, 31))
     assert not browser.find_element(By.ID, "prev-page").is_enabled()
     browser.find_element(By.ID, "next-page").click()
-    assert wait_rows(browser, list(range(26, 31)))
+    assert wait_rows(browser, newest_first(1, 6))
     assert text_of(browser, "#page-number") == "page 2"
     assert not browser.find_element(By.ID, "next-page").is_enabled()
     browser.find_element(By.ID, "prev-page").click()
+    assert wait_rows(browser, newest_first(6, 31))
+    go(browser, server, "/m/fraud?status=all&limit=25&oldest=true")
     assert wait_rows(browser, list(range(1, 26)))
+    browser.find_element(By.ID, "next-page").click()
+    assert wait_rows(browser, list(range(26, 31)))
     # Sorted pages continue in the same order.
     go(browser, server, "/m/fraud?status=all&limit=25&order_by=f1")
     by_f1 = sorted(range(1, 31), key=lambda i: -f1_of(i))
@@ -213,22 +227,22 @@ def test_pages_follow_the_api_cursor(browser, server):
 
 def test_chart_draws_the_chosen_metrics(browser, server):
     go(browser, server, "/m/fraud?limit=25")
-    wait_rows(browser, list(range(1, 26)))
+    wait_rows(browser, newest_first(5, 30))  # the 25 newest ready versions
     series = lambda: [g.get_attribute("data-metric") for g in browser.find_elements(By.CSS_SELECTOR, "#metric-chart g.series")]
     assert series() == ["auc", "f1"]
     points = browser.find_elements(By.CSS_SELECTOR, "#metric-chart g.series[data-metric=f1] circle.point")
-    assert [int(p.get_attribute("data-version")) for p in points] == list(range(1, 26))
+    assert [int(p.get_attribute("data-version")) for p in points] == list(range(5, 30))  # by number
     polyline = browser.find_element(By.CSS_SELECTOR, "#metric-chart g.series[data-metric=f1] polyline")
     assert len(polyline.get_attribute("points").split()) == 25
     # The highest f1 is drawn highest (smallest y).
-    best = max(range(1, 26), key=f1_of)
+    best = max(range(5, 30), key=f1_of)
     ys = {int(p.get_attribute("data-version")): float(p.get_attribute("cy")) for p in points}
     assert min(ys, key=ys.get) == best
     browser.find_element(By.CSS_SELECTOR, "#chart-metrics input[value=auc]").click()
     wait(browser, lambda b: series() == ["f1"])
     points = browser.find_elements(By.CSS_SELECTOR, "#metric-chart circle.point")
     points[0].click()
-    wait(browser, lambda b: b.current_url.endswith("#/m/fraud/v/1"))
+    wait(browser, lambda b: b.current_url.endswith("#/m/fraud/v/5"))
 
 
 def test_version_page_shows_everything_and_lineage_clicks_through(browser, server):
@@ -295,7 +309,7 @@ def test_markup_in_notes_and_tags_shows_as_text(browser, server):
 
 def test_compare_two_versions(browser, server):
     go(browser, server, "/m/fraud")
-    wait_rows(browser, list(range(1, 30)))
+    wait_rows(browser, newest_first(1, 30))
     for v in (4, 12):
         browser.find_element(By.CSS_SELECTOR, f"#versions tr[data-version='{v}'] input.pick").click()
     browser.find_element(By.ID, "compare-button").click()
@@ -416,8 +430,9 @@ def test_a_promotion_by_another_process_shows_up(browser, server, registry):
     wait(browser, EC.text_to_be_present_in_element((By.ID, "active-version"), "4"))
     modelreg(db, "promote", "fraud@7", "--reason", "from the shell")
     wait(browser, EC.text_to_be_present_in_element((By.ID, "active-version"), "7"))
-    first = wait(browser, EC.presence_of_element_located((By.CSS_SELECTOR, "#timeline li")))
-    assert "from the shell" in first.text
+    # The summary and the timeline are redrawn by separate requests: wait for the timeline's own.
+    wait(browser, EC.text_to_be_present_in_element((By.CSS_SELECTOR, "#timeline li:first-child"), "from the shell"))
+    assert "promote" in browser.find_element(By.CSS_SELECTOR, "#timeline li:first-child").text
     go(browser, server, "/m/fraud/v/7")
     wait(browser, EC.text_to_be_present_in_element((By.ID, "version-status"), "active"))
     modelreg(db, "alias", "set", "fraud@7", "canary", "--reason", "canary")
@@ -435,7 +450,7 @@ def test_a_reader_sees_no_actions(browser, server, registry):
     wait(browser, EC.text_to_be_present_in_element((By.ID, "version-ref"), "fraud@5"))
     assert browser.find_elements(By.CSS_SELECTOR, "#version-actions button") == []
     go(browser, server, "/m/fraud")
-    wait_rows(browser, [i for i in range(1, 30) if i != 11])
+    wait_rows(browser, [i for i in newest_first(1, 30) if i != 11])
     assert browser.find_elements(By.CSS_SELECTOR, "#model-actions button") == []
 
 

@@ -107,11 +107,12 @@ struct MODELREG_API VersionQuery {
   std::optional<VersionStatus> status;          // default: any status
   std::optional<std::string> order_by_metric;   // versions without it sort last
   bool descending = true;                       // for order_by_metric (best first)
+  bool newest_first = false;                    // without order_by_metric: highest number first
   std::optional<std::size_t> limit;
   // Keyset pagination: only the versions that come after `after` in the order above — the last
   // version of the previous page, given by its number and (with order_by_metric) its value of
   // that metric, none when it lacked it. Without order_by_metric it follows the (model, number)
-  // index, so a page costs the same at version 100,000 as at version 1.
+  // index (either way: newest_first), so a page costs the same at version 100,000 as at version 1.
   struct After {
     std::int64_t number = 0;
     std::optional<double> metric;

@@ -407,6 +407,10 @@ std::vector<ModelVersion> Registry::list_versions(std::string_view model, const 
   return guarded(fmt::format("listing versions of '{}'", model), [&] {
     if (query.order_by_metric) check_key("metric", *query.order_by_metric);
     for (const auto& c : query.where) check_key("metric", c.metric);
+    if (query.order_by_metric && query.newest_first) {
+      throw Error(Errc::invalid_argument, "newest_first orders by version number and order_by_metric by a metric: give "
+                                          "one of them (versions with equal values of the metric come oldest first)");
+    }
     std::lock_guard lock(impl_->mutex);
     SQLite::Transaction txn(*impl_->db, SQLite::TransactionBehavior::DEFERRED);
     const std::int64_t mid = impl_->require_model(model);
@@ -423,7 +427,7 @@ std::vector<ModelVersion> Registry::list_versions(std::string_view model, const 
     if (query.status) sql += " AND v.status = ?";
     constexpr std::string_view kSortValue = "(SELECT x.value FROM metrics x WHERE x.version_id = v.id AND x.name = ?)";
     if (query.after && !query.order_by_metric) {
-      sql += " AND v.number > ?";
+      sql += query.newest_first ? " AND v.number < ?" : " AND v.number > ?";
     } else if (query.after && query.after->metric) {
       // (value, number) after the cursor's; versions without the metric sort last.
       sql += fmt::format(" AND ({0} {1} ? OR ({0} = ? AND v.number > ?) OR {0} IS NULL)", kSortValue,
@@ -436,7 +440,7 @@ std::vector<ModelVersion> Registry::list_versions(std::string_view model, const 
                          "v.number",
                          query.descending ? "DESC" : "ASC");
     } else {
-      sql += " ORDER BY v.number";
+      sql += query.newest_first ? " ORDER BY v.number DESC" : " ORDER BY v.number";
     }
     if (query.limit) {
       if (*query.limit == 0 || *query.limit > static_cast<std::size_t>(std::numeric_limits<std::int64_t>::max())) {

@@ -33,6 +33,7 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "http_server.hpp"
 #include "modelreg/access.hpp"
 #include "modelreg/registry.hpp"
 
@@ -194,6 +195,10 @@ nlohmann::json openapi_document(const Routes& routes);
 // routes whose body or answer is streamed.
 void install(httplib::Server& server, Context& ctx, const Routes& routes);
 bool is_streamed(const Routes& routes, std::string_view method, std::string_view path);
+// The token check of a request that announces a body, before the body is read: the refusal its
+// route would answer (401, 403 for a role too low, 429), or none (an open route, an unknown one, a
+// token that may make the call). For GuardedHttpServer::check_before_body.
+std::optional<EarlyAnswer> check_before_body(Context& ctx, const Routes& routes, const BodyAnnouncement& request);
 
 // The status of an error code: not_found 404, already_exists and conflict 409, invalid_argument
 // 400, validation_failed 422, busy 503, corruption, io_error and incompatible 500.

@@ -88,20 +88,20 @@ std::string lower(std::string_view s) {
 
 std::string role_needed(Action action) { return std::string(to_string(required_role(action))); }
 
-// The token of the request and whether it may make the call. Throws ApiError: 401 (no token, a
-// malformed, unknown or revoked one), 429 (too many failures from this address), 403 (a role too
-// low, a model outside the token's glob, a registry-wide call by a limited token).
-std::optional<TokenInfo> authorize(Context& ctx, const Route& route, const httplib::Request& req) {
+// The token a request names and whether its role may make the call: none for an open route or an
+// anonymous read (when allowed). Throws ApiError: 401 (no token, a malformed, unknown or revoked
+// one), 429 (too many failures from this address), 403 (a role too low). Used before the body is
+// read (check_before_body) and again, with the model checks, when the route runs.
+std::optional<TokenInfo> authenticate(Context& ctx, const Route& route, const std::string& header, bool has_header,
+                                      const std::string& address) {
   if (route.scope == Scope::open) return std::nullopt;
-  const std::string header = req.get_header_value("Authorization");
-  if (header.empty() && req.get_header_value_count("Authorization") == 0) {
+  if (!has_header) {
     if (ctx.anonymous_read && route.action == Action::read) return std::nullopt;
     throw ApiError{401, "unauthenticated",
                    fmt::format("{} {} needs a token of role {} or above: send 'Authorization: Bearer TOKEN' (tokens "
                                "come from `modelreg token create`)",
                                route.method, route.path, role_needed(route.action))};
   }
-  const std::string& address = req.remote_addr;
   if (const auto wait = ctx.limiter.wait_seconds(address); wait > 0) {
     throw ApiError{429, "too_many_failures",
                    fmt::format("too many failed authentications from {}; retry in {} s", address, wait)};
@@ -118,6 +118,15 @@ std::optional<TokenInfo> authorize(Context& ctx, const Route& route, const httpl
                    fmt::format("token '{}' has role {}; {} {} needs {} or above", token->name, to_string(token->role),
                                route.method, route.path, role_needed(route.action))};
   }
+  return token;
+}
+
+// The token of the request and whether it may make the call: authenticate(), then a token limited
+// to some models may not make a registry-wide call nor one on a model outside its glob (403).
+std::optional<TokenInfo> authorize(Context& ctx, const Route& route, const httplib::Request& req) {
+  const std::optional<TokenInfo> token = authenticate(ctx, route, req.get_header_value("Authorization"),
+                                                      req.get_header_value_count("Authorization") > 0, req.remote_addr);
+  if (!token) return token;
   if (route.scope == Scope::registry && token->model_glob) {
     throw ApiError{403, "forbidden",
                    fmt::format("token '{}' is limited to models matching '{}'; {} {} reaches every model and needs a "
@@ -463,6 +472,27 @@ bool is_streamed(const Routes& routes, std::string_view method, std::string_view
     if (matches_template(r.path, path)) return true;
   }
   return false;
+}
+
+std::optional<EarlyAnswer> check_before_body(Context& ctx, const Routes& routes, const BodyAnnouncement& request) {
+  for (const auto& r : routes.all()) {
+    if (r.method != request.method || !matches_template(r.path, request.path)) continue;
+    const std::string header = request.header("authorization");
+    try {
+      authenticate(ctx, r, header, !header.empty(), std::string(request.remote_address));
+      return std::nullopt;
+    } catch (const ApiError& e) {
+      EarlyAnswer a{e.status, json{{"error", {{"code", e.code}, {"message", e.message}}}}.dump(), {}};
+      if (e.status == 401) a.headers.emplace_back("WWW-Authenticate", "Bearer");
+      if (e.status == 429) {
+        a.headers.emplace_back("Retry-After", std::to_string(ctx.limiter.wait_seconds(std::string(request.remote_address))));
+      }
+      return a;
+    } catch (const std::exception&) {
+      return std::nullopt;  // (the token store cannot be read now) the route answers as it would
+    }
+  }
+  return std::nullopt;
 }
 
 }  // namespace modelreg::cli::api

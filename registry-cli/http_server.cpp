@@ -680,6 +680,15 @@ void GuardedHttpServer::refuse(ConnectionSocket& socket, const Refusal& r, const
   if (socket.write_all(out, Clock::now() + std::chrono::seconds(5))) socket.linger_close();
 }
 
+void GuardedHttpServer::answer_early(ConnectionSocket& socket, const EarlyAnswer& a, const RequestHead& head) {
+  if (events_.refused) events_.refused(a.status, head.method, head.target, "refused before its body was read");
+  std::string out = fmt::format("HTTP/1.1 {} {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n", a.status,
+                                reason_phrase(a.status), a.body.size());
+  for (const auto& [name, value] : a.headers) out += fmt::format("{}: {}\r\n", name, value);
+  out += "Connection: close\r\n\r\n" + a.body;
+  if (socket.write_all(out, Clock::now() + std::chrono::seconds(5))) socket.linger_close();
+}
+
 void GuardedHttpServer::serve_connection(ConnectionSocket& socket) {
   std::string& buf = socket.buffer();
   const auto idle = std::chrono::milliseconds(limits_.idle_timeout_ms);
@@ -727,6 +736,19 @@ void GuardedHttpServer::serve_connection(ConnectionSocket& socket) {
       return refuse(socket, r, head.method.empty() ? nullptr : &head);
     }
     buf.erase(0, head.size);
+    if (check_before_body_ && (framing.chunked || framing.length > 0)) {
+      const std::string_view target = head.target;
+      std::string ip;
+      int port = 0;
+      address_of(socket.fd(), false, ip, port);
+      const BodyAnnouncement announced{head.method, target.substr(0, target.find('?')),
+                                       [&head](std::string_view name) {
+                                         const auto values = head.values(name);
+                                         return values.empty() ? std::string() : std::string(values.front());
+                                       },
+                                       ip};
+      if (const auto answer = check_before_body_(announced)) return answer_early(socket, *answer, head);
+    }
     if (!(is_streamed(head) ? serve_streamed(socket, head, framing) : serve_request(socket, head, framing))) return;
   }
 }
@@ -865,6 +887,10 @@ void GuardedHttpServer::use_tls(const std::filesystem::path& certificate_chain, 
                                     certificate_chain.string()));
   }
   tls_ = std::shared_ptr<SSL_CTX>(ctx.release(), SSL_CTX_free);
+}
+
+void GuardedHttpServer::check_before_body(std::function<std::optional<EarlyAnswer>(const BodyAnnouncement&)> check) {
+  check_before_body_ = std::move(check);
 }
 
 void GuardedHttpServer::stream_requests(std::function<bool(std::string_view method, std::string_view path)> which,

@@ -22,8 +22,11 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include <httplib.h>
 
@@ -117,6 +120,20 @@ struct ConnectionEvents {
   std::function<std::string(int status, std::string_view why)> refusal_body;
 };
 
+// A request that announced a body, as check_before_body sees it: before any of the body is read.
+struct BodyAnnouncement {
+  std::string_view method;
+  std::string_view path;  // the target without its query
+  std::function<std::string(std::string_view lower_case_name)> header;  // "" when absent
+  std::string_view remote_address;
+};
+// What that check answers to refuse the request there: a status, the JSON body, extra headers.
+struct EarlyAnswer {
+  int status = 400;
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
 namespace http_detail {
 class ConnectionSocket;
 struct RequestHead;
@@ -151,6 +168,12 @@ class GuardedHttpServer final : public httplib::Server {
   // answers without reading the whole body closes the connection. Call before bind().
   void stream_requests(std::function<bool(std::string_view method, std::string_view path)> which,
                        std::uint64_t max_bytes);
+  // Every request that announces a body is shown to `check` once its head has arrived — before any
+  // of the body is read, before `100 Continue`, before it takes room in the body budget — and an
+  // answer refuses it there: the answer is written, the body is never read and the connection
+  // closes. (`modelreg ui` checks the token: a client without a valid one neither sends its upload
+  // nor holds the server's body budget.) Call before bind().
+  void check_before_body(std::function<std::optional<EarlyAnswer>(const BodyAnnouncement&)> check);
   // Speaks HTTPS (TLS 1.2 or newer, with OpenSSL) with the PEM certificate chain and private key in
   // these files: each connection's handshake must finish within header_timeout_ms, then its
   // requests are read and answered as over plain HTTP. Throws modelreg::Error (invalid_argument)
@@ -161,6 +184,7 @@ class GuardedHttpServer final : public httplib::Server {
   bool process_and_close_socket(socket_t sock) override;
   bool stopping() const { return svr_sock_ == INVALID_SOCKET; }
   void refuse(http_detail::ConnectionSocket& socket, const http_detail::Refusal& r, const http_detail::RequestHead* head);
+  void answer_early(http_detail::ConnectionSocket& socket, const EarlyAnswer& a, const http_detail::RequestHead& head);
   void serve_connection(http_detail::ConnectionSocket& socket);
   bool serve_request(http_detail::ConnectionSocket& socket, const http_detail::RequestHead& head,
                      const http_detail::BodyFraming& framing);
@@ -175,6 +199,7 @@ class GuardedHttpServer final : public httplib::Server {
   const ConnectionEvents events_;
   BodyBudget budget_;
   std::function<bool(std::string_view, std::string_view)> streamed_;  // set before bind()
+  std::function<std::optional<EarlyAnswer>(const BodyAnnouncement&)> check_before_body_;  // set before bind()
   std::uint64_t stream_max_bytes_ = 0;
   std::shared_ptr<ssl_ctx_st> tls_;  // set before bind(); none: plain HTTP
 };

@@ -122,6 +122,7 @@ int run_ui(const Globals& g, const UiArgs& args) {
   GuardedHttpServer http(limits, std::move(events));
   http.stream_requests([&routes](std::string_view method, std::string_view path) { return api::is_streamed(routes, method, path); },
                        args.max_upload_bytes);
+  http.check_before_body([&ctx, &routes](const BodyAnnouncement& r) { return api::check_before_body(ctx, routes, r); });
   api::install(http, ctx, routes);
   add_ui_routes(http);  // the web UI at / (ui_assets.hpp)
   const bool tls = !args.tls_cert.empty();

@@ -128,6 +128,24 @@ std::string raw_exchange(int port, const std::string& request) {
   return answer;
 }
 
+// Sends `request` on a new connection and returns what the server answers up to the end of its
+// first status line and headers (a `100 Continue`, or a final answer's head), then closes.
+std::string first_answer_head(int port, const std::string& request) {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<std::uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+  std::string answer;
+  char c;
+  while (answer.find("\r\n\r\n") == std::string::npos && ::recv(fd, &c, 1, 0) == 1) answer += c;
+  ::close(fd);
+  return answer;
+}
+
 ServerProcess start_ui(const Fixture& f, std::vector<std::string> extra = {}) {
   std::vector<std::string> args = {"--db", f.db.string(), "ui", "--port", "0"};
   args.insert(args.end(), extra.begin(), extra.end());
@@ -407,7 +425,7 @@ TEST_CASE("pages of a model's versions follow a keyset cursor across thousands o
   Fixture f(3000);
   ServerProcess ui = start_ui(f);
   Api api(ui.port());
-  for (const std::string order : {"", "&order_by=f1", "&order_by=f1&ascending=true"}) {
+  for (const std::string order : {"", "&newest_first=true", "&order_by=f1", "&order_by=f1&ascending=true"}) {
     CAPTURE(order);
     std::vector<std::int64_t> seen;
     std::string next = "/api/v1/models/fraud/versions?limit=700" + order;
@@ -425,12 +443,20 @@ TEST_CASE("pages of a model's versions follow a keyset cursor across thousands o
     }
     CHECK(pages == 5);
     REQUIRE(seen.size() == 3000);
+    if (order == "&newest_first=true") {
+      // Two orders at once are refused, and nothing is listed.
+      const auto both = api.call("GET", "/api/v1/models/fraud/versions?newest_first=true&order_by=f1", f.reader);
+      REQUIRE(both);
+      CHECK(both->status == 400);
+      CHECK(error_of(both)["message"] == "newest_first orders by version number and order_by by a metric: give one of them");
+    }
     std::vector<std::int64_t> sorted = seen;
     std::sort(sorted.begin(), sorted.end());
     CHECK(std::adjacent_find(sorted.begin(), sorted.end()) == sorted.end());
     if (order.empty()) CHECK(seen == sorted);
+    if (order == "&newest_first=true") CHECK(std::equal(seen.begin(), seen.end(), sorted.rbegin()));
     // By f1: the unpaged order of the library.
-    if (!order.empty()) {
+    if (order.find("order_by") != std::string::npos) {
       const json all = json::parse(run_out(f.db, {"--json", "list", "fraud", "--order-by", "f1",
                                                   order.find("ascending") != std::string::npos ? "--ascending" : "--all"}));
       std::vector<std::int64_t> expected;
@@ -468,6 +494,44 @@ TEST_CASE("a large upload is streamed, one over the limit is refused 413 before 
   const auto json_over = api.call("POST", "/api/v1/sql", f.reader, R"({"sql": ")" + std::string(70000, ' ') + "SELECT 1\"}");
   REQUIRE(json_over);
   CHECK(json_over->status == 413);
+  CHECK(test::dump(f.db) == before);
+}
+
+TEST_CASE("a request whose token cannot make the call is refused before its body is read (no 100 Continue)") {
+  Fixture f;
+  ServerProcess ui = start_ui(f);
+  const std::string before = test::dump(f.db);
+  // An upload announced with Expect: 100-continue; not a byte of its body is sent.
+  auto upload = [&](const std::string& authorization) {
+    return raw_exchange(ui.port(), fmt::format("POST /api/v1/models/fraud/versions HTTP/1.1\r\nHost: x\r\n{}"
+                                               "Content-Type: multipart/form-data; boundary=b\r\n"
+                                               "Content-Length: 1000000\r\nExpect: 100-continue\r\n\r\n",
+                                               authorization));
+  };
+  const std::string none = upload("");
+  CHECK(none.starts_with("HTTP/1.1 401 "));
+  CHECK(none.find("100 Continue") == std::string::npos);
+  CHECK(none.find("WWW-Authenticate: Bearer") != std::string::npos);
+  CHECK(none.find(R"("code":"unauthenticated")") != std::string::npos);
+  const std::string unknown = upload("Authorization: Bearer mr_not_a_token\r\n");
+  CHECK(unknown.starts_with("HTTP/1.1 401 "));
+  CHECK(unknown.find(R"("code":"bad_token")") != std::string::npos);
+  const std::string reader = upload(fmt::format("Authorization: Bearer {}\r\n", f.reader));
+  CHECK(reader.starts_with("HTTP/1.1 403 "));
+  CHECK(reader.find("needs writer or above") != std::string::npos);
+  CHECK(reader.find("100 Continue") == std::string::npos);
+  // A JSON body without Expect: refused as soon as its head arrives, not after waiting for the
+  // body (which never comes: the old order answered 408 after the body timeout).
+  const std::string promote = raw_exchange(ui.port(), "POST /api/v1/models/fraud/versions/3/promote HTTP/1.1\r\nHost: x\r\n"
+                                                      "Content-Type: application/json\r\nContent-Length: 5000\r\n\r\n");
+  CHECK(promote.starts_with("HTTP/1.1 401 "));
+  // A token that may upload gets its 100 Continue.
+  const std::string writer = first_answer_head(
+      ui.port(), fmt::format("POST /api/v1/models/fraud/versions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n"
+                             "Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000000\r\n"
+                             "Expect: 100-continue\r\n\r\n",
+                             f.writer));
+  CHECK(writer.starts_with("HTTP/1.1 100 Continue"));
   CHECK(test::dump(f.db) == before);
 }
 

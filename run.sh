@@ -79,9 +79,11 @@ for t in targets:
 PY
 }
 
-# The functional tests: build/ci, -Dwerror=true (as CI), everything but the benchmarks.
+# The functional tests: build/ci, -Dwerror=true (as CI), everything but the benchmarks; -O1 without
+# debug information, which compiles in about half the time of the project's default -O2 -g
+# (measured on serve.cpp: 37 s against 69 s) and runs the tests nearly as fast.
 run_tests() {
-  configure build/ci -Dwerror=true
+  configure build/ci -Dwerror=true -Doptimization=1 -Ddebug=false
   ninja -C build/ci build.ninja >/dev/null  # regenerate first, so the target list below is current
   log "building with -Dwerror=true (build/ci)"
   # shellcheck disable=SC2046 # one target a line

@@ -111,8 +111,8 @@ json error_of(const httplib::Result& r) {
   return j["error"];
 }
 
-// Sends `request` on a new connection and returns everything the server answers until it closes.
-std::string raw_exchange(int port, const std::string& request) {
+// A new connection to 127.0.0.1:port with `request` sent on it.
+int connect_and_send(int port, const std::string& request) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   REQUIRE(fd >= 0);
   sockaddr_in addr{};
@@ -121,6 +121,12 @@ std::string raw_exchange(int port, const std::string& request) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
   REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+  return fd;
+}
+
+// Sends `request` on a new connection and returns everything the server answers until it closes.
+std::string raw_exchange(int port, const std::string& request) {
+  const int fd = connect_and_send(port, request);
   std::string answer;
   char buf[4096];
   for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) answer.append(buf, static_cast<std::size_t>(n));
@@ -131,14 +137,7 @@ std::string raw_exchange(int port, const std::string& request) {
 // Sends `request` on a new connection and returns what the server answers up to the end of its
 // first status line and headers (a `100 Continue`, or a final answer's head), then closes.
 std::string first_answer_head(int port, const std::string& request) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  REQUIRE(fd >= 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<std::uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
-  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+  const int fd = connect_and_send(port, request);
   std::string answer;
   char c;
   while (answer.find("\r\n\r\n") == std::string::npos && ::recv(fd, &c, 1, 0) == 1) answer += c;
